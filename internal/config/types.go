@@ -232,19 +232,19 @@ func (p BucketPolicy) IsZero() bool { return p.Canned == "" && len(p.Document) =
 
 // RabbitMQ is one RabbitMQ broker.
 type RabbitMQ struct {
-	Name           string           `yaml:"name" json:"name"`
-	Host           string           `yaml:"host" json:"host"`
-	Port           int              `yaml:"port" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=5672"`
-	ManagementPort int              `yaml:"managementPort" json:"managementPort,omitempty" jsonschema:"minimum=1,maximum=65535,default=15672"`
-	TLS            bool             `yaml:"tls" json:"tls,omitempty"`
-	User           string           `yaml:"user" json:"user"`
-	Password       SecretRef        `yaml:"password" json:"password"`
-	VHosts         []RMQVHost       `yaml:"vhosts" json:"vhosts,omitempty"`
-	Users          []RMQUser        `yaml:"users" json:"users,omitempty"`
-	Exchanges      []RMQExchange    `yaml:"exchanges" json:"exchanges,omitempty"`
-	Queues         []RMQQueue       `yaml:"queues" json:"queues,omitempty"`
-	Bindings       []RMQBinding     `yaml:"bindings" json:"bindings,omitempty"`
-	Policies       []RMQPolicy      `yaml:"policies" json:"policies,omitempty"`
+	Name           string        `yaml:"name" json:"name"`
+	Host           string        `yaml:"host" json:"host"`
+	Port           int           `yaml:"port" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=5672"`
+	ManagementPort int           `yaml:"managementPort" json:"managementPort,omitempty" jsonschema:"minimum=1,maximum=65535,default=15672"`
+	TLS            bool          `yaml:"tls" json:"tls,omitempty"`
+	User           string        `yaml:"user" json:"user"`
+	Password       SecretRef     `yaml:"password" json:"password"`
+	VHosts         []RMQVHost    `yaml:"vhosts" json:"vhosts,omitempty"`
+	Users          []RMQUser     `yaml:"users" json:"users,omitempty"`
+	Exchanges      []RMQExchange `yaml:"exchanges" json:"exchanges,omitempty"`
+	Queues         []RMQQueue    `yaml:"queues" json:"queues,omitempty"`
+	Bindings       []RMQBinding  `yaml:"bindings" json:"bindings,omitempty"`
+	Policies       []RMQPolicy   `yaml:"policies" json:"policies,omitempty"`
 }
 
 // RMQVHost is a virtual host.
