@@ -1,0 +1,76 @@
+package config
+
+import "fmt"
+
+// SecretRefs returns every secret name the selected targets use, mapped to
+// the first config path that uses it. include decides per target
+// ("postgres/health"); kubernetesSecrets counts when withKubernetes is set.
+func (c *Config) SecretRefs(include func(target string) bool, withKubernetes bool) map[string]string {
+	out := map[string]string{}
+	add := func(path string, r *SecretRef) {
+		if r == nil || r.Secret == "" {
+			return
+		}
+		if _, ok := out[r.Secret]; !ok {
+			out[r.Secret] = path
+		}
+	}
+	for i, p := range c.Postgres {
+		if !include("postgres/" + p.Name) {
+			continue
+		}
+		add(fmt.Sprintf("postgres[%d].admin.password", i), &p.Admin.Password)
+		for j, r := range p.Roles {
+			add(fmt.Sprintf("postgres[%d].roles[%d].password", i, j), r.Password)
+		}
+	}
+	for i, r := range c.Redis {
+		if include("redis/" + r.Name) {
+			add(fmt.Sprintf("redis[%d].password", i), r.Password)
+		}
+	}
+	for i, m := range c.MinIO {
+		if include("minio/" + m.Name) {
+			add(fmt.Sprintf("minio[%d].accessKey", i), &m.AccessKey)
+			add(fmt.Sprintf("minio[%d].secretKey", i), &m.SecretKey)
+		}
+	}
+	for i, r := range c.RabbitMQ {
+		if !include("rabbitmq/" + r.Name) {
+			continue
+		}
+		add(fmt.Sprintf("rabbitmq[%d].password", i), &r.Password)
+		for j, u := range r.Users {
+			add(fmt.Sprintf("rabbitmq[%d].users[%d].password", i, j), &u.Password)
+		}
+	}
+	if withKubernetes {
+		for i, ks := range c.Secrets.KubernetesSecrets {
+			for key, name := range ks.Data {
+				if _, ok := out[name]; !ok {
+					out[name] = fmt.Sprintf("secrets.kubernetesSecrets[%d].data.%s", i, key)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Targets lists every target name in config order: postgres, redis, minio,
+// rabbitmq.
+func (c *Config) Targets() []string {
+	var out []string
+	for _, p := range c.Postgres {
+		out = append(out, "postgres/"+p.Name)
+	}
+	for _, r := range c.Redis {
+		out = append(out, "redis/"+r.Name)
+	}
+	for _, m := range c.MinIO {
+		out = append(out, "minio/"+m.Name)
+	}
+	for _, r := range c.RabbitMQ {
+		out = append(out, "rabbitmq/"+r.Name)
+	}
+	return out
+}

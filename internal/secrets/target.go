@@ -1,0 +1,151 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
+)
+
+// Credentials is the reconcile target of the secrets phase: it reads every
+// referenced secret from the source and, when allowed, generates and stores
+// the missing ones (resources vault/NAME). After a run, Resolved holds the
+// credentials the service targets use.
+type Credentials struct {
+	src Source
+	// names maps each secret name to the config path that first uses it.
+	names    map[string]string
+	generate bool
+	length   int
+
+	mu       sync.Mutex
+	resolved Resolved
+}
+
+var _ reconcile.Target = (*Credentials)(nil)
+
+// NewCredentials reads names (secret -> config path) from src. With
+// generate, a missing secret is generated with length characters and
+// stored (src must be a Store); without, it is an error naming the path.
+func NewCredentials(src Source, names map[string]string, generate bool, length int) *Credentials {
+	return &Credentials{src: src, names: names, generate: generate, length: length, resolved: Resolved{}}
+}
+
+// Name is the target name in logs; its resources are vault/NAME.
+func (c *Credentials) Name() string { return "vault" }
+
+// WaitingFor says what is being waited for.
+func (c *Credentials) WaitingFor() string { return c.src.String() }
+
+// Connect checks the source answers, by reading nothing in particular: the
+// file and env sources have nothing to connect to.
+func (c *Credentials) Connect(ctx context.Context) error { return ctx.Err() }
+
+// Close releases nothing.
+func (c *Credentials) Close() error { return nil }
+
+// Resolved returns the credentials read or generated so far.
+func (c *Credentials) Resolved() Resolved {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(Resolved, len(c.resolved))
+	for k, v := range c.resolved {
+		out[k] = v
+	}
+	return out
+}
+
+// Plan reads every secret (up to 8 at once). A missing secret is a create
+// change when generation is on; its value is generated now, so that the
+// service plans of the same run can be computed, but stored only by Apply.
+func (c *Credentials) Plan(ctx context.Context) ([]reconcile.Change, error) {
+	names := make([]string, 0, len(c.names))
+	for n := range c.names {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type got struct {
+		cred Credential
+		err  error
+	}
+	res := make([]got, len(names))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res[i].cred, res[i].err = c.src.Get(ctx, n)
+		}()
+	}
+	wg.Wait()
+
+	var changes []reconcile.Change
+	var missing, failed []string
+	for i, n := range names {
+		r := "vault/" + n
+		switch {
+		case res[i].err == nil:
+			c.set(n, res[i].cred)
+			changes = append(changes, reconcile.Change{Resource: r, Action: reconcile.Noop})
+		case errors.Is(res[i].err, ErrNotFound) && c.generate:
+			gen, err := Generate(c.length)
+			if err != nil {
+				return nil, err
+			}
+			c.set(n, gen)
+			changes = append(changes, reconcile.Change{
+				Resource: r, Action: reconcile.Create,
+				Detail: fmt.Sprintf("generate %d characters and store in %s", c.length, c.src),
+				Apply:  c.store(n, gen),
+			})
+		case errors.Is(res[i].err, ErrNotFound):
+			missing = append(missing, fmt.Sprintf("%s (used at %s)", n, c.names[n]))
+		default:
+			failed = append(failed, res[i].err.Error())
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 {
+		return nil, errors.New(strings.Join(failed, "; "))
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s has no secret %s; create them or set secrets.generate.enabled: true", c.src, strings.Join(missing, ", "))
+	}
+	return changes, nil
+}
+
+func (c *Credentials) set(name string, v Credential) {
+	c.mu.Lock()
+	c.resolved[name] = v
+	c.mu.Unlock()
+}
+
+func (c *Credentials) store(name string, v Credential) func(context.Context) error {
+	return func(ctx context.Context) error {
+		st, ok := c.src.(Store)
+		if !ok {
+			return fmt.Errorf("%s cannot store generated secret %q", c.src, name)
+		}
+		err := st.Create(ctx, name, v)
+		if errors.Is(err, ErrExists) {
+			// Another run generated it first: use the stored value, so
+			// both runs set the same password on the services.
+			won, gerr := c.src.Get(ctx, name)
+			if gerr != nil {
+				return gerr
+			}
+			c.set(name, won)
+			return nil
+		}
+		return err
+	}
+}
