@@ -165,6 +165,17 @@ func expand(data []byte, lookup func(string) (string, bool), ps *Problems) []byt
 	return out.Bytes()
 }
 
+// Expand substitutes ${VAR} and ${VAR:-default} as Load does; the error,
+// when not nil, is Problems naming the lines.
+func Expand(data []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var ps Problems
+	out := expand(data, lookup, &ps)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return out, nil
+}
+
 // decode parses YAML strictly. Unknown keys and wrong kinds are reported
 // with their field path and line; a syntax error names its line and stops.
 func decode(data []byte) (*Config, Problems) {
