@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -46,12 +45,13 @@ type Result struct {
 // Summary counts results. Create, Update, Delete and Noop count changes
 // that were planned or applied; Failed counts every failed entry.
 type Summary struct {
-	Create int `json:"create"`
-	Update int `json:"update"`
-	Delete int `json:"delete"`
-	Noop   int `json:"noop"`
-	Check  int `json:"check"`
-	Failed int `json:"failed"`
+	Create  int `json:"create"`
+	Update  int `json:"update"`
+	Delete  int `json:"delete"`
+	Noop    int `json:"noop"`
+	Check   int `json:"check"`
+	Failed  int `json:"failed"`
+	Skipped int `json:"skipped"`
 }
 
 // Report is what a command prints: -o json renders it as one object.
@@ -68,8 +68,12 @@ func (r *Report) Add(rs ...Result) {
 	r.Changes = append(r.Changes, rs...)
 	r.Summary = Summary{}
 	for _, c := range r.Changes {
-		if c.Status == Failed {
+		switch c.Status {
+		case Failed:
 			r.Summary.Failed++
+			continue
+		case Skipped:
+			r.Summary.Skipped++
 			continue
 		}
 		switch c.Action {
@@ -85,7 +89,7 @@ func (r *Report) Add(rs ...Result) {
 			r.Summary.Check++
 		}
 	}
-	r.OK = r.Summary.Failed == 0
+	r.OK = r.Summary.Failed == 0 && r.Summary.Skipped == 0
 }
 
 // Failed lists the resources that failed.
@@ -296,6 +300,3 @@ func (r *runner) connect(ctx context.Context, t Target, log *slog.Logger) error 
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
-
-// ErrCanceled is returned when a run stopped on a signal.
-var ErrCanceled = errors.New("run canceled")
