@@ -1,0 +1,52 @@
+# The README's commands. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin/bootstrap
+
+.PHONY: build demo test test-short bench lint fuzz schema testenv-up testenv-down clean image
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bootstrap
+
+## demo: start the local servers and apply examples/local.yaml (plan, apply, verify)
+demo: build
+	scripts/demo.sh
+
+## test: every test against real servers; a missing server fails (BOOTSTRAP_TEST_REQUIRE=1)
+test:
+	scripts/testenv.sh up >/dev/null
+	BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+## test-short: unit tests only, no servers needed (real-server tests skip)
+test-short:
+	$(GO) test -count=1 ./...
+
+## bench: benchmarks with their baselines measured in the same run
+bench: build
+	scripts/testenv.sh up >/dev/null
+	BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 60s ./internal/config
+
+schema:
+	cd schema/gen && $(GO) generate .
+
+testenv-up:
+	scripts/testenv.sh up
+
+testenv-down:
+	scripts/testenv.sh down
+
+## image: multi-arch image (needs a Docker engine with buildx; not available on CI here)
+image:
+	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t bootstrap:$(VERSION) .
+
+clean:
+	rm -rf bin
