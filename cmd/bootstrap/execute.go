@@ -87,7 +87,7 @@ func mark(r reconcile.Result) string {
 		case reconcile.Delete:
 			return "-"
 		}
-		return "?"
+		return "·"
 	}
 	return "✓"
 }
@@ -115,10 +115,9 @@ func printReport(w io.Writer, o options, r *reconcile.Report) error {
 	}
 	shown := 0
 	for _, c := range r.Changes {
-		if c.Status == reconcile.OK && (c.Action == reconcile.Noop || o.command != "verify" && c.Action == reconcile.Check) {
-			continue
-		}
-		if c.Status == reconcile.OK && o.command == "verify" {
+		// Only what changes or fails is listed; the summary counts the rest.
+		quiet := c.Status == reconcile.OK || c.Action == reconcile.Check && c.Status == reconcile.Planned
+		if quiet {
 			continue
 		}
 		fmt.Fprintf(w, "%s %-8s %s%s\n", mark(c), c.Action, c.Resource, suffix(c))

@@ -3,7 +3,11 @@ package main
 import (
 	"log/slog"
 
+	"github.com/health-data-ai/bootstrap/internal/amqp"
+	"github.com/health-data-ai/bootstrap/internal/buckets"
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/initdb/postgres"
+	"github.com/health-data-ai/bootstrap/internal/initdb/redis"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
@@ -12,9 +16,22 @@ import (
 // Adding a backend means one loop here and nothing else in the CLI.
 func buildTargets(cfg *config.Config, include func(string) bool, creds secrets.Resolved, log *slog.Logger) []reconcile.Target {
 	var ts []reconcile.Target
-	_ = cfg
-	_ = include
-	_ = creds
-	_ = log
+	add := func(t reconcile.Target) {
+		if include(t.Name()) {
+			ts = append(ts, t)
+		}
+	}
+	for _, c := range cfg.Postgres {
+		add(postgres.New(c, creds, log.With("target", "postgres/"+c.Name)))
+	}
+	for _, c := range cfg.Redis {
+		add(redis.New(c, creds, log.With("target", "redis/"+c.Name)))
+	}
+	for _, c := range cfg.MinIO {
+		add(buckets.New(c, creds, log.With("target", "minio/"+c.Name)))
+	}
+	for _, c := range cfg.RabbitMQ {
+		add(amqp.New(c, creds, log.With("target", "rabbitmq/"+c.Name)))
+	}
 	return ts
 }

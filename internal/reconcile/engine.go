@@ -201,7 +201,17 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 			if err != nil {
 				return fail("verify", err)
 			}
-			changes = append(changes, checks...)
+			// A Verifier may repeat checks its plan already lists; run
+			// each resource's check once.
+			planned := map[string]bool{}
+			for _, c := range changes {
+				planned[c.Resource] = true
+			}
+			for _, c := range checks {
+				if !planned[c.Resource] {
+					changes = append(changes, c)
+				}
+			}
 		}
 	}
 	stopped := false
