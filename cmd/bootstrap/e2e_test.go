@@ -161,7 +161,9 @@ func (w *world) leakScan(extra ...string) {
 	}
 }
 
-func summaryWrites(r reconcile.Report) int { return r.Summary.Create + r.Summary.Update + r.Summary.Delete }
+func summaryWrites(r reconcile.Report) int {
+	return r.Summary.Create + r.Summary.Update + r.Summary.Delete
+}
 
 func find(r reconcile.Report, resource string) *reconcile.Result {
 	for i := range r.Changes {
