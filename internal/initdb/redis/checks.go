@@ -1,0 +1,302 @@
+package redis
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
+)
+
+const (
+	// KeyPrefix starts every key the round trip writes; nothing else is
+	// ever written.
+	KeyPrefix = "bootstrap:check:"
+	// KeyTTL bounds how long a round-trip key can outlive a crashed run.
+	KeyTTL = 30 * time.Second
+
+	// cannotReadConfig is the Detail of a setting check on a server that
+	// hides CONFIG (Bitnami renames it; managed services disable it).
+	cannotReadConfig = "cannot read (CONFIG unavailable)"
+	cannotReadRole   = "cannot read (INFO and ROLE unavailable)"
+)
+
+// Plan returns the checks, in order: auth, ping, roundtrip, then role and
+// each expected setting when the config sets them. It reads the role and the
+// settings so the plan shows what apply will find; it never writes.
+func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
+	return t.checks(ctx)
+}
+
+// Verify returns the same checks as Plan: for a verify-only target the
+// checks are the whole of verification.
+func (t *Target) Verify(ctx context.Context) ([]reconcile.Change, error) {
+	return t.checks(ctx)
+}
+
+func (t *Target) checks(ctx context.Context) ([]reconcile.Change, error) {
+	if t.client == nil {
+		return nil, fmt.Errorf("%s: not connected", t.name)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: plan: %w", t.name, err)
+	}
+	auth := "AUTH as " + t.user()
+	if t.pw.IsZero() {
+		auth = "no password configured (server must allow unauthenticated clients)"
+	}
+	out := []reconcile.Change{
+		t.check("auth", auth, t.probeAuth),
+		t.check("ping", "PING", t.probePing),
+		t.check("roundtrip", fmt.Sprintf("SET/GET/DEL of %s* with a %s TTL in db %d", KeyPrefix, KeyTTL, t.cfg.DB), t.probeRoundtrip),
+	}
+	if want := t.cfg.Expect.Role; want != "" {
+		got, ok, err := t.readRole(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: read role: %w", t.name, err)
+		}
+		detail := cannotReadRole
+		if ok {
+			detail = describe(normaliseRole(want), got)
+		}
+		out = append(out, t.check("role", detail, t.probeRole))
+	}
+	for _, s := range t.settings() {
+		got, ok, err := t.readConfig(ctx, s.name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: read %s: %w", t.name, s.name, err)
+		}
+		detail := cannotReadConfig
+		if ok {
+			detail = describe(s.want, got)
+		}
+		out = append(out, t.check("config/"+s.name, detail, func(ctx context.Context) error {
+			return t.probeSetting(ctx, s)
+		}))
+	}
+	return out, nil
+}
+
+func describe(want, got string) string {
+	if strings.EqualFold(want, got) {
+		return got
+	}
+	return fmt.Sprintf("expected %s, have %s", want, got)
+}
+
+func (t *Target) check(name, detail string, probe func(context.Context) error) reconcile.Change {
+	return reconcile.Change{
+		Resource: reconcile.Resource(t.name, "check", name),
+		Action:   reconcile.Check,
+		Detail:   detail,
+		Apply: func(ctx context.Context) error {
+			if t.client == nil {
+				return fmt.Errorf("%s: not connected", t.name)
+			}
+			return t.scrub(probe(ctx))
+		},
+	}
+}
+
+// probeAuth authenticates a fresh connection, so the check proves the
+// credential works now rather than trusting the pooled connection.
+func (t *Target) probeAuth(ctx context.Context) error {
+	c := goredis.NewClient(t.opts)
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		return t.connectError(ctx, err)
+	}
+	return nil
+}
+
+func (t *Target) probePing(ctx context.Context) error {
+	got, err := t.client.Ping(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("PING: %w", err)
+	}
+	if got != "PONG" {
+		return fmt.Errorf("PING answered %q, expected PONG", got)
+	}
+	return nil
+}
+
+// probeRoundtrip writes a random key with a TTL, reads it back and deletes
+// it. Random names let concurrent runs probe the same server safely.
+func (t *Target) probeRoundtrip(ctx context.Context) error {
+	key, val := KeyPrefix+randomHex(8), randomHex(16)
+	if err := t.client.Set(ctx, key, val, KeyTTL).Err(); err != nil {
+		if goredis.IsReadOnlyError(err) && isReplica(t.cfg.Expect.Role) {
+			// A replica is expected here and cannot take writes: the
+			// role check covers it, the round trip has nothing to prove.
+			t.log.Info("round trip skipped: read-only replica", "resource", reconcile.Resource(t.name, "check", "roundtrip"))
+			return nil
+		}
+		return fmt.Errorf("SET %s: %w", key, err)
+	}
+	got, err := t.client.Get(ctx, key).Result()
+	if err != nil {
+		t.cleanup(ctx, key)
+		return fmt.Errorf("GET %s: %w", key, err)
+	}
+	if got != val {
+		t.cleanup(ctx, key)
+		return fmt.Errorf("GET %s returned a different value than was SET", key)
+	}
+	if err := t.client.Del(ctx, key).Err(); err != nil {
+		return fmt.Errorf("DEL %s: %w", key, err)
+	}
+	return nil
+}
+
+// cleanup deletes a round-trip key after a failed probe, even when ctx is
+// done; the TTL removes it anyway if this fails too.
+func (t *Target) cleanup(ctx context.Context, key string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = t.client.Del(cctx, key).Err()
+}
+
+func (t *Target) probeRole(ctx context.Context) error {
+	want := normaliseRole(t.cfg.Expect.Role)
+	got, ok, err := t.readRole(ctx)
+	if err != nil {
+		return fmt.Errorf("read role: %w", err)
+	}
+	if !ok {
+		t.log.Warn("role not checked: INFO and ROLE are unavailable", "resource", reconcile.Resource(t.name, "check", "role"), "expected", want)
+		return nil
+	}
+	if got != want {
+		return fmt.Errorf("role is %s, expected %s", got, want)
+	}
+	return nil
+}
+
+func (t *Target) probeSetting(ctx context.Context, s setting) error {
+	got, ok, err := t.readConfig(ctx, s.name)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.name, err)
+	}
+	if !ok {
+		t.log.Warn("setting not checked: "+cannotReadConfig, "resource", reconcile.Resource(t.name, "check", "config", s.name), "setting", s.name, "expected", s.want)
+		return nil
+	}
+	if !strings.EqualFold(got, s.want) {
+		return fmt.Errorf("%s is %s, expected %s (bootstrap does not change Redis settings: set it in the server's configuration)", s.name, got, s.want)
+	}
+	return nil
+}
+
+type setting struct{ name, want string }
+
+// settings lists the expected settings in a fixed order.
+func (t *Target) settings() []setting {
+	var out []setting
+	if p := t.cfg.Expect.MaxmemoryPolicy; p != "" {
+		out = append(out, setting{"maxmemory-policy", strings.ToLower(p)})
+	}
+	if a := t.cfg.Expect.Appendonly; a != nil {
+		out = append(out, setting{"appendonly", yesNo(*a)})
+	}
+	return out
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// readConfig returns a setting's value; ok is false when the server will not
+// say (CONFIG renamed, disabled or denied by ACL, or the setting unknown).
+func (t *Target) readConfig(ctx context.Context, name string) (value string, ok bool, err error) {
+	m, err := t.client.ConfigGet(ctx, name).Result()
+	if err != nil {
+		if unavailable(err) {
+			return "", false, nil
+		}
+		return "", false, err
+	}
+	v, ok := m[name]
+	return strings.ToLower(v), ok, nil
+}
+
+// readRole returns master or replica from INFO replication, falling back to
+// ROLE when INFO is hidden; ok is false when neither is available.
+func (t *Target) readRole(ctx context.Context) (role string, ok bool, err error) {
+	info, err := t.client.Info(ctx, "replication").Result()
+	if err == nil {
+		if r := parseRole(info); r != "" {
+			return r, true, nil
+		}
+	} else if !unavailable(err) {
+		return "", false, err
+	}
+	res, err := t.client.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		if unavailable(err) {
+			return "", false, nil
+		}
+		return "", false, err
+	}
+	if len(res) > 0 {
+		if s, isStr := res[0].(string); isStr {
+			return normaliseRole(s), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// parseRole finds role:... in INFO output, normalised.
+func parseRole(info string) string {
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		if v, found := strings.CutPrefix(strings.TrimSpace(sc.Text()), "role:"); found {
+			return normaliseRole(v)
+		}
+	}
+	return ""
+}
+
+// normaliseRole maps Redis's historical "slave" to "replica".
+func normaliseRole(r string) string {
+	r = strings.ToLower(strings.TrimSpace(r))
+	if r == "slave" {
+		return "replica"
+	}
+	return r
+}
+
+func isReplica(r string) bool { return normaliseRole(r) == "replica" }
+
+// unavailable reports whether err means the server will not run the
+// command for us: renamed or disabled (unknown command), denied by ACL
+// (NOPERM), or refused by a managed service.
+func unavailable(err error) bool {
+	var rerr goredis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	if goredis.IsPermissionError(err) {
+		return true
+	}
+	msg := strings.ToLower(rerr.Error())
+	return strings.Contains(msg, "unknown command") ||
+		strings.HasPrefix(msg, "noperm") ||
+		strings.Contains(msg, "command disabled") ||
+		strings.Contains(msg, "not allowed")
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
