@@ -44,6 +44,10 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN=$CACHE/minio-$MINIO_VERSION/minio
 
 SERVERS="postgres redis rabbitmq minio"
+
+# More servers and tools live in scripts/testenv.d/*.sh: each defines the
+# four functions of its server and appends its name to SERVERS, so adding
+# one never edits this file.
 MARKER=.bootstrap-testenv
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
@@ -459,6 +463,15 @@ minio_env() {
 # ---------------------------------------------------------------------------
 # env file: lines for every server that is running now, written atomically so
 # a reader polling for it never sees half a file.
+
+# ---------------------------------------------------------------------------
+# plugins (scripts/testenv.d/*.sh), sourced after the helpers they use
+
+for plugin in "$(dirname "${BASH_SOURCE[0]}")"/testenv.d/*.sh; do
+  [ -e "$plugin" ] || continue
+  # shellcheck disable=SC1090
+  . "$plugin"
+done
 
 write_env() {
   local s tmp=$DIR/env.tmp
