@@ -185,3 +185,32 @@ func Unique(prefix string) string {
 	_, _ = rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
 }
+
+// KubeServer is a real kube-apiserver (with etcd) and an admin kubeconfig.
+type KubeServer struct {
+	// Kubeconfig is the path of an admin kubeconfig for the server.
+	Kubeconfig string
+	// Server is the API server URL.
+	Server string
+}
+
+// Kube returns the kube-apiserver started by scripts/testenv.d/kube.sh.
+func Kube(t testing.TB) KubeServer {
+	t.Helper()
+	v := need(t, "BOOTSTRAP_TEST_KUBECONFIG", "BOOTSTRAP_TEST_KUBE_APISERVER")
+	host := strings.TrimPrefix(strings.TrimPrefix(v[1], "https://"), "http://")
+	reachable(t, "kube-apiserver", host)
+	return KubeServer{Kubeconfig: v[0], Server: v[1]}
+}
+
+// Tool returns the path of a tool the test environment installed (helm,
+// kubectl, kubeseal, ...), from BOOTSTRAP_TEST_<NAME>.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	key := "BOOTSTRAP_TEST_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	p := need(t, key)[0]
+	if _, err := os.Stat(p); err != nil {
+		Missing(t, name+" at "+p)
+	}
+	return p
+}
