@@ -1,0 +1,532 @@
+package buckets
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/lifecycle"
+	"github.com/minio/minio-go/v7/pkg/tags"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
+)
+
+// bucketState is what Plan read of one existing bucket. Settings that are
+// not declared are not read.
+type bucketState struct {
+	region     string
+	objectLock bool
+	versioning minio.BucketVersioningConfiguration
+	lifecycle  []lifecycle.Rule
+	policy     normalPolicy
+	tags       map[string]string
+}
+
+// Plan reads every declared bucket and returns, bucket by bucket in config
+// order, the bucket change followed by its versioning, lifecycle, policy and
+// tags changes, so a setting is always applied after its bucket exists.
+// Reads: one ListBuckets, then per existing bucket its location, object
+// lock and each declared setting, for up to planWorkers buckets at once.
+func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: plan: %w", t.name, err)
+	}
+	c, err := t.client(t.region())
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.ListBuckets(ctx)
+	if err != nil {
+		return nil, t.readError(ctx, "list buckets", err)
+	}
+	existing := make(map[string]bool, len(list))
+	for _, b := range list {
+		existing[b.Name] = true
+	}
+
+	states := make([]*bucketState, len(t.cfg.Buckets))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(planWorkers)
+	for i, b := range t.cfg.Buckets {
+		if !existing[b.Name] {
+			continue
+		}
+		g.Go(func() error {
+			st, err := t.read(gctx, b)
+			states[i] = st
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	var changes []reconcile.Change
+	for i, b := range t.cfg.Buckets {
+		cs, err := t.bucketChanges(b, states[i])
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, cs...)
+	}
+	return changes, nil
+}
+
+func (t *Target) readError(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %s: %w", t.name, what, ctx.Err())
+	}
+	return fmt.Errorf("%s: %s: %w", t.name, what, err)
+}
+
+func errCode(err error) string { return minio.ToErrorResponse(err).Code }
+
+// read fetches the state of one existing bucket.
+func (t *Target) read(ctx context.Context, b config.Bucket) (*bucketState, error) {
+	st := &bucketState{}
+	loc, err := t.locator.GetBucketLocation(ctx, b.Name)
+	if err != nil {
+		return nil, t.readError(ctx, "get location of bucket "+b.Name, err)
+	}
+	st.region = loc
+	// Read (and later write) with the bucket's actual region, so its
+	// settings still converge when the region itself is drift.
+	c, err := t.client(loc)
+	if err != nil {
+		return nil, err
+	}
+
+	lock, _, _, _, err := c.GetObjectLockConfig(ctx, b.Name)
+	switch {
+	case err == nil:
+		st.objectLock = lock == "Enabled"
+	case errCode(err) == "ObjectLockConfigurationNotFoundError":
+	case errCode(err) == "NotImplemented" && !b.ObjectLock:
+		// An endpoint without object lock (some S3 servers) has no lock
+		// to report; that only matters if one was asked for.
+	default:
+		return nil, t.readError(ctx, "get object lock of bucket "+b.Name, err)
+	}
+
+	if b.Versioning != nil {
+		st.versioning, err = c.GetBucketVersioning(ctx, b.Name)
+		if err != nil {
+			return nil, t.readError(ctx, "get versioning of bucket "+b.Name, err)
+		}
+	}
+	if b.Lifecycle != nil {
+		lc, err := c.GetBucketLifecycle(ctx, b.Name)
+		switch {
+		case err == nil:
+			st.lifecycle = lc.Rules
+		case errCode(err) == "NoSuchLifecycleConfiguration":
+		default:
+			return nil, t.readError(ctx, "get lifecycle of bucket "+b.Name, err)
+		}
+	}
+	if !b.Policy.IsZero() {
+		doc, err := c.GetBucketPolicy(ctx, b.Name) // "" when there is none
+		if err != nil {
+			return nil, t.readError(ctx, "get policy of bucket "+b.Name, err)
+		}
+		st.policy, err = normalizePolicy([]byte(doc))
+		if err != nil {
+			return nil, fmt.Errorf("%s: policy of bucket %s on the server: %w", t.name, b.Name, err)
+		}
+	}
+	if b.Tags != nil {
+		tg, err := c.GetBucketTagging(ctx, b.Name)
+		switch {
+		case err == nil:
+			st.tags = tg.ToMap()
+		case errCode(err) == "NoSuchTagSet" || errCode(err) == "NoSuchTagSetError":
+			st.tags = map[string]string{}
+		default:
+			return nil, t.readError(ctx, "get tags of bucket "+b.Name, err)
+		}
+	}
+	return st, nil
+}
+
+// bucketChanges returns the changes of one bucket; st is nil when the
+// bucket does not exist yet.
+func (t *Target) bucketChanges(b config.Bucket, st *bucketState) ([]reconcile.Change, error) {
+	region := t.bucketRegion(b)
+	if st != nil {
+		region = st.region
+	}
+	c, err := t.client(region)
+	if err != nil {
+		return nil, err
+	}
+	changes := []reconcile.Change{t.bucketChange(c, b, st)}
+	if b.Versioning != nil {
+		changes = append(changes, t.versioningChange(c, b, st))
+	}
+	if b.Lifecycle != nil {
+		changes = append(changes, t.lifecycleChange(c, b, st))
+	}
+	if !b.Policy.IsZero() {
+		ch, err := t.policyChange(c, b, st)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, ch)
+	}
+	if b.Tags != nil {
+		ch, err := t.tagsChange(c, b, st)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, ch)
+	}
+	return changes, nil
+}
+
+func (t *Target) resource(kind, bucket string) string {
+	return reconcile.Resource(t.name, kind, bucket)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "enabled"
+	}
+	return "disabled"
+}
+
+func (t *Target) bucketChange(c *minio.Client, b config.Bucket, st *bucketState) reconcile.Change {
+	ch := reconcile.Change{Resource: t.resource("bucket", b.Name), Action: reconcile.Noop}
+	region := t.bucketRegion(b)
+	if st == nil {
+		ch.Action = reconcile.Create
+		ch.Detail = "create in region " + region
+		if b.ObjectLock {
+			ch.Detail += " with object lock"
+		}
+		ch.Apply = func(ctx context.Context) error { return createBucket(ctx, c, b, region) }
+		return ch
+	}
+	var drift, detail []string
+	if st.region != region {
+		detail = append(detail, fmt.Sprintf("region %s, declared %s", st.region, region))
+		drift = append(drift, fmt.Sprintf("region is %s, declared %s: a bucket cannot move between regions; "+
+			"declare region: %s, or create a bucket in %s and copy the objects into it", st.region, region, st.region, region))
+	}
+	if st.objectLock != b.ObjectLock {
+		detail = append(detail, fmt.Sprintf("object lock %s, declared %s", onOff(st.objectLock), onOff(b.ObjectLock)))
+		if b.ObjectLock {
+			drift = append(drift, "object lock is disabled, declared enabled: object lock can only be turned on when a bucket is created; "+
+				"create a new bucket with objectLock: true and copy the objects into it, or declare objectLock: false")
+		} else {
+			drift = append(drift, "object lock is enabled, declared disabled: object lock can never be turned off; "+
+				"declare objectLock: true, or create a new bucket without it and copy the objects into it")
+		}
+	}
+	if len(drift) > 0 {
+		ch.Action = reconcile.Update
+		ch.Detail = strings.Join(detail, "; ")
+		ch.Drift = strings.Join(drift, "; ")
+	}
+	return ch
+}
+
+// createBucket makes the bucket; a bucket that a concurrent run made first
+// counts as made, provided it has the object lock setting asked for.
+func createBucket(ctx context.Context, c *minio.Client, b config.Bucket, region string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("create bucket %s: %w", b.Name, err)
+	}
+	err := c.MakeBucket(ctx, b.Name, minio.MakeBucketOptions{Region: region, ObjectLocking: b.ObjectLock})
+	if err == nil {
+		return nil
+	}
+	switch errCode(err) {
+	case "BucketAlreadyOwnedByYou":
+		if !b.ObjectLock {
+			return nil
+		}
+		lock, _, _, _, lerr := c.GetObjectLockConfig(ctx, b.Name)
+		if lerr == nil && lock == "Enabled" {
+			return nil
+		}
+		return fmt.Errorf("create bucket %s: it was created meanwhile without object lock; create a new bucket with objectLock: true", b.Name)
+	case "BucketAlreadyExists":
+		return fmt.Errorf("create bucket %s: the name belongs to another account (bucket names are global on this endpoint): choose another name", b.Name)
+	}
+	return fmt.Errorf("create bucket %s: %w", b.Name, err)
+}
+
+func versioningWord(status string) string {
+	switch status {
+	case minio.Enabled:
+		return "enabled"
+	case minio.Suspended:
+		return "suspended"
+	}
+	return "never enabled"
+}
+
+func (t *Target) versioningChange(c *minio.Client, b config.Bucket, st *bucketState) reconcile.Change {
+	ch := reconcile.Change{Resource: t.resource("versioning", b.Name), Action: reconcile.Noop}
+	want := *b.Versioning
+	if b.ObjectLock && !want {
+		ch.Action = reconcile.Update
+		ch.Detail = "versioning declared disabled on a bucket with object lock"
+		ch.Drift = "versioning: false conflicts with objectLock: true (object lock keeps versions, so it requires versioning); " +
+			"declare versioning: true or leave it out"
+		return ch
+	}
+	if st == nil {
+		if !want {
+			ch.Detail = "a new bucket starts unversioned"
+			return ch
+		}
+		ch.Action = reconcile.Create
+		ch.Detail = "enable versioning"
+		cfg := minio.BucketVersioningConfiguration{Status: minio.Enabled}
+		ch.Apply = func(ctx context.Context) error { return setVersioning(ctx, c, b.Name, cfg) }
+		return ch
+	}
+	have := st.versioning.Status
+	if want == (have == minio.Enabled) {
+		return ch
+	}
+	if !want && st.objectLock {
+		ch.Action = reconcile.Update
+		ch.Detail = "versioning enabled, declared suspended"
+		ch.Drift = "versioning cannot be suspended on a bucket with object lock; declare versioning: true"
+		return ch
+	}
+	// Keep MinIO's versioning extensions (excluded prefixes, which MinIO
+	// accepts only while versioning is enabled) and drop MFA delete, which
+	// cannot be set without an MFA token and stays as it is when omitted.
+	cfg := st.versioning
+	cfg.MFADelete = ""
+	if want {
+		cfg.Status = minio.Enabled
+	} else {
+		cfg.Status = minio.Suspended
+		cfg.ExcludedPrefixes, cfg.ExcludeFolders = nil, false
+	}
+	ch.Action = reconcile.Update
+	ch.Detail = fmt.Sprintf("versioning %s -> %s", versioningWord(have), versioningWord(cfg.Status))
+	ch.Apply = func(ctx context.Context) error { return setVersioning(ctx, c, b.Name, cfg) }
+	return ch
+}
+
+func setVersioning(ctx context.Context, c *minio.Client, bucket string, cfg minio.BucketVersioningConfiguration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set versioning of bucket %s: %w", bucket, err)
+	}
+	if err := c.SetBucketVersioning(ctx, bucket, cfg); err != nil {
+		return fmt.Errorf("set versioning of bucket %s: %w", bucket, err)
+	}
+	return nil
+}
+
+func (t *Target) lifecycleChange(c *minio.Client, b config.Bucket, st *bucketState) reconcile.Change {
+	ch := reconcile.Change{Resource: t.resource("lifecycle", b.Name), Action: reconcile.Noop}
+	// MinIO-only: MinIO does not implement AbortIncompleteMultipartUpload
+	// (it drops the element and removes stale uploads itself, after the
+	// api stale_uploads_expiry setting). Comparing it would never settle,
+	// and a rule with no other action is refused.
+	abort := !t.isMinIO()
+	if !abort {
+		for _, r := range b.Lifecycle {
+			if r.AbortIncompleteUploadDays == 0 {
+				continue
+			}
+			if r.ExpireDays == 0 && r.NoncurrentExpireDays == 0 {
+				ch.Action = reconcile.Update
+				ch.Detail = "rule " + r.ID + " has only abortIncompleteUploadDays"
+				ch.Drift = "rule " + r.ID + ": abortIncompleteUploadDays is not supported by MinIO, which removes stale multipart uploads itself " +
+					"(mc admin config set ALIAS api stale_uploads_expiry=DURATION); remove the rule or give it expireDays or noncurrentExpireDays"
+				return ch
+			}
+			t.log.Warn("abortIncompleteUploadDays is not supported by MinIO and is ignored; MinIO removes stale uploads itself (api stale_uploads_expiry)",
+				"resource", ch.Resource, "rule", r.ID)
+		}
+	}
+	cfg := lifecycleConfig(b.Lifecycle, abort)
+	apply := func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("set lifecycle of bucket %s: %w", b.Name, err)
+		}
+		// An empty configuration removes the bucket's lifecycle.
+		if err := c.SetBucketLifecycle(ctx, b.Name, cfg); err != nil {
+			return fmt.Errorf("set lifecycle of bucket %s: %w", b.Name, err)
+		}
+		return nil
+	}
+	if st == nil {
+		if len(b.Lifecycle) == 0 {
+			ch.Detail = "a new bucket has no rules"
+			return ch
+		}
+		ch.Action = reconcile.Create
+		ch.Detail = "set rules " + ruleIDs(b.Lifecycle)
+		ch.Apply = apply
+		return ch
+	}
+	diffs := lifecycleDiff(st.lifecycle, b.Lifecycle, abort)
+	if len(diffs) == 0 {
+		return ch
+	}
+	ch.Action = reconcile.Update
+	if len(st.lifecycle) == 0 {
+		ch.Action = reconcile.Create
+	}
+	ch.Detail = strings.Join(diffs, "; ")
+	ch.Apply = apply
+	return ch
+}
+
+// desiredPolicy returns the document to write (nil: no policy) and how to
+// name it in a Detail.
+func desiredPolicy(b config.Bucket) ([]byte, string, error) {
+	if b.Policy.Canned != "" {
+		doc, err := CannedPolicy(b.Policy.Canned, b.Name)
+		return doc, b.Policy.Canned, err
+	}
+	// Compact the document; UseNumber keeps numbers as written.
+	dec := json.NewDecoder(bytes.NewReader(b.Policy.Document))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, "", fmt.Errorf("not JSON: %w", err)
+	}
+	doc, err := json.Marshal(v)
+	return doc, "the declared document", err
+}
+
+func (t *Target) policyChange(c *minio.Client, b config.Bucket, st *bucketState) (reconcile.Change, error) {
+	ch := reconcile.Change{Resource: t.resource("policy", b.Name), Action: reconcile.Noop}
+	doc, label, err := desiredPolicy(b)
+	if err != nil {
+		return ch, fmt.Errorf("%s: policy of bucket %s: %w", t.name, b.Name, err)
+	}
+	want, err := normalizePolicy(doc)
+	if err != nil {
+		return ch, fmt.Errorf("%s: policy of bucket %s: %w", t.name, b.Name, err)
+	}
+	apply := func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("set policy of bucket %s: %w", b.Name, err)
+		}
+		// An empty policy removes the bucket's policy.
+		if err := c.SetBucketPolicy(ctx, b.Name, string(doc)); err != nil {
+			return fmt.Errorf("set policy of bucket %s: %w", b.Name, err)
+		}
+		return nil
+	}
+	var have normalPolicy
+	if st != nil {
+		have = st.policy
+	}
+	if have.Canonical == want.Canonical {
+		if st == nil {
+			ch.Detail = "a new bucket has no policy"
+		}
+		return ch, nil
+	}
+	ch.Apply = apply
+	switch {
+	case have.Canonical == "":
+		ch.Action = reconcile.Create
+		ch.Detail = "set policy " + label
+	case want.Canonical == "":
+		ch.Action = reconcile.Update
+		ch.Detail = "remove policy (declared " + label + "): " + policyDiff(have, want)
+	default:
+		ch.Action = reconcile.Update
+		ch.Detail = "policy differs from " + label + ": " + policyDiff(have, want)
+	}
+	return ch, nil
+}
+
+func (t *Target) tagsChange(c *minio.Client, b config.Bucket, st *bucketState) (reconcile.Change, error) {
+	ch := reconcile.Change{Resource: t.resource("tags", b.Name), Action: reconcile.Noop}
+	var set *tags.Tags
+	if len(b.Tags) > 0 {
+		var err error
+		if set, err = tags.NewTags(b.Tags, false); err != nil {
+			return ch, fmt.Errorf("%s: tags of bucket %s: %w", t.name, b.Name, err)
+		}
+	}
+	apply := func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("set tags of bucket %s: %w", b.Name, err)
+		}
+		var err error
+		if set == nil {
+			err = c.RemoveBucketTagging(ctx, b.Name)
+		} else {
+			err = c.SetBucketTagging(ctx, b.Name, set)
+		}
+		if err != nil {
+			return fmt.Errorf("set tags of bucket %s: %w", b.Name, err)
+		}
+		return nil
+	}
+	if st == nil {
+		if len(b.Tags) == 0 {
+			ch.Detail = "a new bucket has no tags"
+			return ch, nil
+		}
+		ch.Action = reconcile.Create
+		ch.Detail = "set " + tagList(b.Tags)
+		ch.Apply = apply
+		return ch, nil
+	}
+	diffs := tagsDiff(st.tags, b.Tags)
+	if len(diffs) == 0 {
+		return ch, nil
+	}
+	ch.Action = reconcile.Update
+	if len(st.tags) == 0 {
+		ch.Action = reconcile.Create
+	}
+	ch.Detail = strings.Join(diffs, ", ")
+	ch.Apply = apply
+	return ch, nil
+}
+
+func tagList(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + "=" + m[k]
+	}
+	return strings.Join(out, ", ")
+}
+
+// tagsDiff compares tag sets exactly: "+k=v" to add, "k: a -> b" to change,
+// "-k" to remove (undeclared).
+func tagsDiff(have, want map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		hv, ok := have[k]
+		switch {
+		case !ok:
+			out = append(out, "+"+k+"="+want[k])
+		case hv != want[k]:
+			out = append(out, fmt.Sprintf("%s: %s -> %s", k, hv, want[k]))
+		}
+	}
+	var extra []string
+	for k := range have {
+		if _, ok := want[k]; !ok {
+			extra = append(extra, "-"+k)
+		}
+	}
+	sort.Strings(extra)
+	return append(out, extra...)
+}
