@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/daemon"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 )
 
@@ -34,6 +35,7 @@ commands:
   plan       read current state, print what apply would change; writes nothing
   apply      converge; print what changed
   verify     read-only: desired state holds and every credential works
+  serve      sidecar/daemon: apply every --interval, serve /healthz /readyz /metrics on --listen
   version    print the version
 
 flags:
@@ -43,7 +45,9 @@ flags:
   -o, --output FORMAT    text | json (default text)
   --log-format FORMAT    text | json (default text)
   --log-level LEVEL      debug | info | warn | error (default info)
-  --timeout DURATION     stop the whole run after this long (default none)
+  --timeout DURATION     stop the whole run after this long (default none; serve: each run)
+  --interval DURATION    serve: time between runs, ±10% jitter (default 5m)
+  --listen ADDR          serve: HTTP address for /healthz /readyz /metrics (default :8080; "" = none)
 `
 
 type options struct {
@@ -55,6 +59,8 @@ type options struct {
 	logFormat string
 	logLevel  string
 	timeout   time.Duration
+	interval  time.Duration
+	listen    string
 }
 
 // usageError is invalid input: exit 2, nothing touched.
@@ -83,6 +89,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
 	fs.StringVar(&o.logLevel, "log-level", "info", "")
 	fs.DurationVar(&o.timeout, "timeout", 0, "")
+	fs.DurationVar(&o.interval, "interval", 5*time.Minute, "")
+	fs.StringVar(&o.listen, "listen", ":8080", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, usageError{err.Error()}
 	}
@@ -104,6 +112,9 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	check("log-level", o.logLevel, "debug", "info", "warn", "error")
 	if o.timeout < 0 {
 		bad = append(bad, "--timeout: must not be negative")
+	}
+	if o.interval < time.Second {
+		bad = append(bad, fmt.Sprintf("--interval: must be at least 1s, got %s", o.interval))
 	}
 	if len(bad) > 0 {
 		return o, usageError{strings.Join(bad, "\n")}
@@ -128,10 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	switch o.command {
-	case "validate", "plan", "apply", "verify":
-	case "serve":
-		fmt.Fprintln(stderr, "error: serve is not available in this build yet")
-		return exitInvalid
+	case "validate", "plan", "apply", "verify", "serve":
 	default:
 		fmt.Fprintf(stderr, "error: unknown command %q\n\n%s", o.command, usage)
 		return exitInvalid
@@ -148,6 +156,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.command == "validate" {
 		return printValidate(stdout, o, cfg, include)
+	}
+	if o.command == "serve" {
+		return serve(ctx, o, cfg, log, stderr)
 	}
 
 	if o.timeout > 0 {
@@ -290,10 +301,40 @@ func vcsRevision() string {
 	return rev + dirty + ", " + info.GoVersion
 }
 
-// exitCodeFor is exported to tests: the code a finished report maps to.
-func exitCodeFor(r *reconcile.Report) int {
-	if r.OK {
-		return exitOK
+// serve reconciles every interval until SIGTERM/SIGINT, then exits 0.
+// The config file is re-read before each run, so an updated ConfigMap is
+// picked up; a file that no longer validates is logged and the last good
+// config is kept.
+func serve(ctx context.Context, o options, cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
+	o.command = "apply"
+	d := &daemon.Daemon{
+		Interval: o.interval,
+		Logger:   log,
+		Reconcile: func(ctx context.Context) *reconcile.Report {
+			if fresh, err := config.LoadFile(o.config); err != nil {
+				log.Error("config no longer valid; keeping the last good one", "file", o.config, "error", err.Error())
+			} else {
+				cfg = fresh
+			}
+			include, err := selector(cfg, o.only)
+			if err != nil {
+				log.Error("--only no longer matches the config; reconciling everything", "error", err.Error())
+				include = func(string) bool { return true }
+			}
+			if o.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, o.timeout)
+				defer cancel()
+			}
+			start := time.Now()
+			rep := execute(ctx, cfg, o, include, log, stderr)
+			rep.DurationMs = time.Since(start).Milliseconds()
+			return rep
+		},
 	}
-	return exitFailed
+	if err := d.Run(ctx, o.listen); err != nil {
+		log.Error("serve", "error", err.Error())
+		return exitFailed
+	}
+	return exitOK
 }

@@ -1,0 +1,232 @@
+// Package daemon runs bootstrap as a long-lived sidecar: it reconciles
+// every interval (jittered), re-reading credentials each time so rotated
+// ones roll out, and serves /healthz, /readyz and /metrics. It owns the loop
+// and the HTTP endpoints, never what a reconcile does.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
+)
+
+// Daemon reconciles on a timer and reports its state over HTTP.
+type Daemon struct {
+	// Interval between the end of one reconcile and the start of the
+	// next, ±10% jitter so sidecars of many pods do not run in step.
+	Interval time.Duration
+	// Reconcile performs one apply run and returns its report.
+	Reconcile func(ctx context.Context) *reconcile.Report
+	Logger    *slog.Logger
+
+	reg     *prometheus.Registry
+	m       metrics
+	mu      sync.Mutex
+	last    *reconcile.Report
+	lastErr string
+	runs    int
+}
+
+type metrics struct {
+	reconciles  *prometheus.CounterVec
+	duration    prometheus.Histogram
+	changes     *prometheus.CounterVec
+	drift       prometheus.Gauge
+	lastSuccess prometheus.Gauge
+	targetUp    *prometheus.GaugeVec
+}
+
+func (d *Daemon) init() {
+	if d.reg != nil {
+		return
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	d.reg = prometheus.NewRegistry()
+	d.m = metrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrap_reconciles_total", Help: "Reconcile runs by result (ok, failed).",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bootstrap_reconcile_duration_seconds", Help: "Duration of reconcile runs.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrap_changes_total", Help: "Changes by resource kind, action and status.",
+		}, []string{"kind", "action", "status"}),
+		drift: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bootstrap_drift_resources", Help: "Resources that failed or drifted in the last run.",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bootstrap_last_success_timestamp_seconds", Help: "Unix time of the last fully successful run.",
+		}),
+		targetUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bootstrap_target_up", Help: "1 when the target was reached and planned in the last run.",
+		}, []string{"target"}),
+	}
+	d.reg.MustRegister(d.m.reconciles, d.m.duration, d.m.changes, d.m.drift, d.m.lastSuccess, d.m.targetUp,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+}
+
+// Handler serves /healthz, /readyz and /metrics.
+func (d *Daemon) Handler() http.Handler {
+	d.init()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// readyz is 200 once the last reconcile succeeded with nothing failed or
+// drifted, 503 before the first run and after a failed one.
+func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
+	d.mu.Lock()
+	last, runs := d.last, d.runs
+	d.mu.Unlock()
+	body := map[string]any{"runs": runs}
+	code := http.StatusServiceUnavailable
+	switch {
+	case last == nil:
+		body["reason"] = "no reconcile has finished yet"
+	case !last.OK:
+		body["reason"] = "last reconcile failed"
+		body["failed"] = last.Failed()
+	default:
+		code = http.StatusOK
+		body["summary"] = last.Summary
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// Run serves on listen (when not empty) and reconciles until ctx ends, then
+// shuts the server down within a few seconds and returns nil.
+func (d *Daemon) Run(ctx context.Context, listen string) error {
+	d.init()
+	var srv *http.Server
+	errc := make(chan error, 1)
+	if listen != "" {
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return err
+		}
+		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		d.Logger.Info("serving", "addr", ln.Addr().String(), "paths", "/healthz /readyz /metrics")
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	for {
+		d.once(ctx)
+		next := jitter(d.Interval)
+		d.Logger.Info("next reconcile", "in", next.Round(time.Second).String())
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return d.shutdown(srv)
+		case err := <-errc:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Daemon) shutdown(srv *http.Server) error {
+	d.Logger.Info("stopping")
+	if srv == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// once runs one reconcile and records it.
+func (d *Daemon) once(ctx context.Context) {
+	start := time.Now()
+	rep := d.Reconcile(ctx)
+	if ctx.Err() != nil {
+		return // stopped mid-run: not a result worth reporting
+	}
+	d.Record(rep, time.Since(start))
+}
+
+// Record updates metrics and readiness from one report.
+func (d *Daemon) Record(rep *reconcile.Report, took time.Duration) {
+	d.init()
+	result := "ok"
+	if !rep.OK {
+		result = "failed"
+	}
+	d.m.reconciles.WithLabelValues(result).Inc()
+	d.m.duration.Observe(took.Seconds())
+	failed := 0
+	up := map[string]float64{}
+	for _, c := range rep.Changes {
+		kind, _, _ := strings.Cut(c.Resource, "/")
+		d.m.changes.WithLabelValues(kind, string(c.Action), string(c.Status)).Inc()
+		if c.Status == reconcile.Failed {
+			failed++
+		}
+		target := targetOf(c.Resource)
+		if _, seen := up[target]; !seen {
+			up[target] = 1
+		}
+		// A failure reported on the target itself (connect, plan) means
+		// the target was not reached.
+		if c.Resource == target && c.Status == reconcile.Failed {
+			up[target] = 0
+		}
+	}
+	for t, v := range up {
+		d.m.targetUp.WithLabelValues(t).Set(v)
+	}
+	d.m.drift.Set(float64(failed))
+	if rep.OK {
+		d.m.lastSuccess.SetToCurrentTime()
+	}
+	d.mu.Lock()
+	d.last = rep
+	d.runs++
+	d.mu.Unlock()
+	d.Logger.Info("reconciled", "ok", rep.OK, "create", rep.Summary.Create, "update", rep.Summary.Update,
+		"failed", rep.Summary.Failed, "took", took.Round(time.Millisecond).String())
+}
+
+// targetOf is KIND/INSTANCE of a resource (vault resources are one target).
+func targetOf(resource string) string {
+	parts := strings.SplitN(resource, "/", 3)
+	if parts[0] == "vault" || len(parts) < 2 {
+		return parts[0]
+	}
+	return parts[0] + "/" + parts[1]
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Minute
+	}
+	return d - d/10 + rand.N(d/5+1)
+}
