@@ -187,7 +187,7 @@ func decode(data []byte) (*Config, Problems) {
 	}
 	cfg := &Config{}
 	if len(root.Content) == 0 {
-		ps.add("", "config is empty")
+		ps.add("line 1", "config is empty: want at least version: 1")
 		return nil, ps
 	}
 	doc := root.Content[0]
@@ -332,7 +332,14 @@ func check(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 	}
 }
 
+var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// join appends a key to a field path; a key that is not a plain word is
+// quoted in brackets so the path stays unambiguous: data["a b"].
 func join(path, key string) string {
+	if !plainKey.MatchString(key) {
+		return path + `["` + strings.ReplaceAll(key, `"`, `\"`) + `"]`
+	}
 	if path == "" {
 		return key
 	}

@@ -239,7 +239,7 @@ func (v *validator) secrets() {
 			v.add(p+".data", "is required: key -> secret name")
 		}
 		for key, secret := range ks.Data {
-			kp := p + ".data." + key
+			kp := join(p+".data", key)
 			if len(key) > 253 || !k8sKeyRe.MatchString(key) {
 				v.add(kp, "invalid key %q: letters, digits, '-', '_' and '.'", key)
 			}
@@ -484,7 +484,7 @@ func (v *validator) minio() {
 			}
 			for k, val := range b.Tags {
 				if k == "" || len(k) > 128 || len(val) > 256 {
-					v.add(bp+".tags."+k, "tag keys are 1-128 characters and values at most 256")
+					v.add(join(bp+".tags", k), "tag keys are 1-128 characters and values at most 256")
 				}
 			}
 		}
