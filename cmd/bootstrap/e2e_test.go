@@ -51,6 +51,7 @@ func newWorld(t *testing.T) *world {
 func (w *world) setSecret(name, value string) {
 	w.t.Setenv(w.prefix+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), value)
 	w.secrets[name+"@"+value] = value
+	suite.secret(value)
 }
 
 func (w *world) config(waitTimeout string) string {
@@ -104,8 +105,7 @@ func (w *world) run(args ...string) (int, reconcile.Report) {
 	w.t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), append(args, "-o", "json"), &stdout, &stderr)
-	w.outputs.Write(stdout.Bytes())
-	w.outputs.Write(stderr.Bytes())
+	w.record(stdout.Bytes(), stderr.Bytes())
 	var rep reconcile.Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		w.t.Fatalf("%v: report is not JSON: %v\nstdout: %s\nstderr: %s", args, err, stdout.String(), stderr.String())
@@ -147,6 +147,14 @@ func (w *world) cleanup() {
 			_, _ = c.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize())
 		}
 		c.Close(ctx)
+	}
+}
+
+// record keeps outputs for this test's scan and the suite's.
+func (w *world) record(outs ...[]byte) {
+	for _, o := range outs {
+		w.outputs.Write(o)
+		suite.output(o)
 	}
 }
 
@@ -290,7 +298,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		wg.Wait()
 		for i := range outs {
-			w.outputs.Write(outs[i].Bytes())
+			w.record(outs[i].Bytes())
 		}
 		if codes[0] != 0 || codes[1] != 0 {
 			t.Fatalf("concurrent applies exited %v:\n%s\n%s", codes, outs[1].String(), outs[3].String())

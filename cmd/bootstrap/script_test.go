@@ -11,7 +11,7 @@ import (
 // CLI behaviour as scripts (testdata/script/*.txtar): exit codes, stdout and
 // stderr lines, as a user sees them.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(leakScanned{m}, map[string]func(){
 		"bootstrap": func() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
 	})
 }

@@ -138,7 +138,7 @@ func TestServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop within 10s")
 	}
-	w.outputs.WriteString(stdout.String() + stderr.String())
+	w.record([]byte(stdout.String()), []byte(stderr.String()))
 	w.leakScan(metrics)
 	if !strings.Contains(stderr.String(), "msg=serving") {
 		t.Error("no log line says where it serves")
