@@ -1,0 +1,361 @@
+// Package postgres is the PostgreSQL backend (target "postgres/<instance>"):
+// it brings one server's roles (login, connection limit, password,
+// memberships), databases (owner, PUBLIC connect), extensions, schemas,
+// grants (including default privileges) and goose SQL migrations to the
+// desired state, and verifies that every login role can log in.
+//
+// It owns only what the config names: it never drops or revokes anything it
+// was not asked to (the one revoke is revokePublicConnect), never touches
+// undeclared roles or databases, and never sends a password to the server —
+// passwords travel as SCRAM-SHA-256 verifiers computed here, inside a
+// transaction that first turns statement logging off.
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
+	"github.com/health-data-ai/bootstrap/internal/secrets"
+)
+
+// advisoryLockKey serialises bootstrap runs against one server: the bytes
+// of "bootstrp" as a bigint, taken in the admin database (advisory locks are
+// per database, and every run uses the same admin database).
+const advisoryLockKey int64 = 0x626f6f7473747270
+
+// Target reconciles one PostgreSQL instance.
+type Target struct {
+	cfg   config.Postgres
+	creds secrets.Resolved
+	log   *slog.Logger
+	name  string
+
+	// mu guards the connections below; pgx connections are not safe for
+	// concurrent use, so every Apply holds it for its duration.
+	mu        sync.Mutex
+	admin     *pgx.Conn
+	lockConn  *pgx.Conn
+	dbConns   map[string]*pgx.Conn
+	migrators map[string]*migrator
+}
+
+var (
+	_ reconcile.Target        = (*Target)(nil)
+	_ reconcile.Verifier      = (*Target)(nil)
+	_ reconcile.Locker        = (*Target)(nil)
+	_ reconcile.WaitDescriber = (*Target)(nil)
+)
+
+// New returns the target for one config.postgres entry. creds must hold
+// every secret the entry references; log may be nil.
+func New(cfg config.Postgres, creds secrets.Resolved, log *slog.Logger) *Target {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	name := "postgres/" + cfg.Name
+	if cfg.Port == 0 {
+		cfg.Port = 5432
+	}
+	if cfg.Admin.User == "" {
+		cfg.Admin.User = "postgres"
+	}
+	if cfg.Admin.Database == "" {
+		cfg.Admin.Database = "postgres"
+	}
+	if cfg.SSLMode == "" {
+		cfg.SSLMode = "prefer"
+	}
+	return &Target{
+		cfg:       cfg,
+		creds:     creds,
+		log:       log.With("target", name),
+		name:      name,
+		dbConns:   map[string]*pgx.Conn{},
+		migrators: map[string]*migrator{},
+	}
+}
+
+// Name is postgres/<instance>.
+func (t *Target) Name() string { return t.name }
+
+func (t *Target) addr() string {
+	return net.JoinHostPort(t.cfg.Host, strconv.Itoa(t.cfg.Port))
+}
+
+// WaitingFor says what Connect waits for.
+func (t *Target) WaitingFor() string {
+	return fmt.Sprintf("PostgreSQL at %s (database %s, user %s)", t.addr(), t.cfg.Admin.Database, t.cfg.Admin.User)
+}
+
+func (t *Target) res(parts ...string) string { return reconcile.Resource(t.name, parts...) }
+
+// Connect opens the admin connection and checks the admin is a superuser
+// (reading pg_authid and acting on any role needs one). Bad credentials, a
+// missing admin database, TLS failures and a non-superuser admin are
+// Permanent; a refused connection or a server still starting is retried by
+// the engine.
+func (t *Target) Connect(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("connect %s: %w", t.name, err)
+	}
+	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	if err != nil {
+		return reconcile.Permanent(fmt.Errorf("connect %s as %s: admin password: %w", t.name, t.cfg.Admin.User, err))
+	}
+	conn, err := t.dial(ctx, t.cfg.Admin.Database, t.cfg.Admin.User, pw)
+	if err != nil {
+		return err
+	}
+	var super bool
+	err = conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super)
+	if err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("connect %s: read admin role %s: %w", t.name, t.cfg.Admin.User, err)
+	}
+	if !super {
+		conn.Close(context.Background())
+		return reconcile.Permanent(fmt.Errorf("connect %s: admin user %s is not a superuser (needed to read pg_authid and manage roles)", t.name, t.cfg.Admin.User))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.admin != nil {
+		t.admin.Close(context.Background())
+	}
+	t.admin = conn
+	return nil
+}
+
+// dial connects as user to database, classifying failures for the engine.
+// The error names instance, address, user and database, never the password.
+func (t *Target) dial(ctx context.Context, database, user string, password secrets.Credential) (*pgx.Conn, error) {
+	cc, err := t.connConfig(database, user, password)
+	if err != nil {
+		return nil, reconcile.Permanent(fmt.Errorf("connect %s at %s as %s: %w", t.name, t.addr(), user, err))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err == nil {
+		return conn, nil
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w (%w)", cerr, err)
+	}
+	err = fmt.Errorf("connect %s at %s as %s to database %s: %w", t.name, t.addr(), user, database, err)
+	if permanentConnectError(err) {
+		return nil, reconcile.Permanent(err)
+	}
+	return nil, err
+}
+
+// permanentConnectError reports failures that waiting cannot fix.
+func permanentConnectError(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01", // invalid_password
+			"28000", // invalid_authorization_specification (no pg_hba entry, no such role)
+			"3D000": // invalid_catalog_name: the database does not exist
+			return true
+		}
+		// 57P03 cannot_connect_now (starting up, shutting down,
+		// recovering), 53300 too_many_connections and the rest: retry.
+		return false
+	}
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verification     *tls.CertificateVerificationError
+	)
+	if errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verification) {
+		return true
+	}
+	return strings.Contains(err.Error(), "server refused TLS connection")
+}
+
+// connConfig builds the connection config field by field: the password is
+// set on the struct and never goes through a connection string. Starting
+// from ParseConfig("") is required by pgx (it fills dialers and defaults);
+// every field that matters is then overwritten so no PG* environment
+// variable changes where or how we connect.
+func (t *Target) connConfig(database, user string, password secrets.Credential) (*pgx.ConnConfig, error) {
+	cc, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, fmt.Errorf("base config: %w", err)
+	}
+	cc.Host = t.cfg.Host
+	cc.Port = uint16(t.cfg.Port)
+	cc.Database = database
+	cc.User = user
+	cc.Password = password.Reveal()
+	cc.ConnectTimeout = 15 * time.Second
+	cc.ValidateConnect = nil
+	cc.RuntimeParams = map[string]string{"application_name": "bootstrap"}
+	cc.Fallbacks = nil
+	switch t.cfg.SSLMode {
+	case "disable":
+		cc.TLSConfig = nil
+	case "prefer":
+		// libpq's prefer: try TLS without verifying, fall back to plain.
+		cc.TLSConfig = &tls.Config{InsecureSkipVerify: true, ServerName: t.cfg.Host}
+		cc.Fallbacks = []*pgconn.FallbackConfig{{Host: cc.Host, Port: cc.Port, TLSConfig: nil}}
+	case "require":
+		// libpq's require without a root certificate: encrypted, unverified.
+		cc.TLSConfig = &tls.Config{InsecureSkipVerify: true, ServerName: t.cfg.Host}
+	case "verify-full":
+		cc.TLSConfig = &tls.Config{ServerName: t.cfg.Host, MinVersion: tls.VersionTLS12}
+	default:
+		return nil, fmt.Errorf("sslmode %q is not one of disable, prefer, require, verify-full", t.cfg.SSLMode)
+	}
+	return cc, nil
+}
+
+// Lock takes the session advisory lock on a dedicated connection to the
+// admin database; it blocks until the lock is free or ctx ends. Close
+// releases it.
+func (t *Target) Lock(ctx context.Context) error {
+	t.mu.Lock()
+	held := t.lockConn != nil
+	t.mu.Unlock()
+	if held {
+		return nil
+	}
+	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	if err != nil {
+		return fmt.Errorf("lock %s: admin password: %w", t.name, err)
+	}
+	conn, err := t.dial(ctx, t.cfg.Admin.Database, t.cfg.Admin.User, pw)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", t.name, err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, advisoryLockKey); err != nil {
+		conn.Close(context.Background())
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%w)", cerr, err)
+		}
+		return fmt.Errorf("lock %s: advisory lock: %w", t.name, err)
+	}
+	t.mu.Lock()
+	t.lockConn = conn
+	t.mu.Unlock()
+	return nil
+}
+
+// Close releases the lock and every connection. It is safe to call more
+// than once and after a failed Connect.
+func (t *Target) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if t.lockConn != nil {
+		// Closing the session releases the lock too; unlocking first
+		// keeps a pooled or slow-to-close session from holding it.
+		if _, err := t.lockConn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); err != nil && !t.lockConn.IsClosed() {
+			errs = append(errs, fmt.Errorf("unlock %s: %w", t.name, err))
+		}
+		_ = t.lockConn.Close(ctx)
+		t.lockConn = nil
+	}
+	for db, m := range t.migrators {
+		if err := m.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s migrations for database %s: %w", t.name, db, err))
+		}
+		delete(t.migrators, db)
+	}
+	for db, c := range t.dbConns {
+		_ = c.Close(ctx)
+		delete(t.dbConns, db)
+	}
+	if t.admin != nil {
+		_ = t.admin.Close(ctx)
+		t.admin = nil
+	}
+	return errors.Join(errs...)
+}
+
+// adminConnLocked returns the admin connection, reopening it when an
+// earlier cancelled query closed it. t.mu must be held.
+func (t *Target) adminConnLocked(ctx context.Context) (*pgx.Conn, error) {
+	if t.admin != nil && !t.admin.IsClosed() {
+		return t.admin, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("admin password: %w", err)
+	}
+	c, err := t.dial(ctx, t.cfg.Admin.Database, t.cfg.Admin.User, pw)
+	if err != nil {
+		return nil, err
+	}
+	t.admin = c
+	return c, nil
+}
+
+// dbConnLocked returns a superuser connection to database db, opened on
+// first use and kept for the rest of the run (plan reads and apply writes in
+// the same database share it). t.mu must be held.
+func (t *Target) dbConnLocked(ctx context.Context, db string) (*pgx.Conn, error) {
+	if db == t.cfg.Admin.Database {
+		return t.adminConnLocked(ctx)
+	}
+	if c := t.dbConns[db]; c != nil && !c.IsClosed() {
+		return c, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("admin password: %w", err)
+	}
+	c, err := t.dial(ctx, db, t.cfg.Admin.User, pw)
+	if err != nil {
+		return nil, err
+	}
+	t.dbConns[db] = c
+	return c, nil
+}
+
+// migratorLocked returns the goose migrator of database db, built on first
+// use. t.mu must be held.
+func (t *Target) migratorLocked(db, owner, dir string) (*migrator, error) {
+	if m := t.migrators[db]; m != nil {
+		return m, nil
+	}
+	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("admin password: %w", err)
+	}
+	cc, err := t.connConfig(db, t.cfg.Admin.User, pw)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMigrator(cc, owner, dir)
+	if err != nil {
+		return nil, err
+	}
+	t.migrators[db] = m
+	return m, nil
+}
