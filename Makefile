@@ -24,9 +24,9 @@ test-short:
 	$(GO) test -count=1 ./...
 
 ## bench: benchmarks with their baselines measured in the same run
-bench: build
+bench:
 	scripts/testenv.sh up >/dev/null
-	BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./...
+	scripts/bench.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

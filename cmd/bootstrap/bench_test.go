@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
@@ -133,5 +136,134 @@ func dropPrefix(b *testing.B, pg testenv.PG, prefix string) {
 		if _, err := c.Exec(ctx, "DROP ROLE "+pgx.Identifier{r}.Sanitize()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPlatform runs the binary on a six-service config like
+// examples/local.yaml (unique names): a cold apply, then a no-op re-run
+// (target ≤ 0.1× cold), and reports the binary's size and the time from
+// process start to a first answered connection (plan of one Redis target).
+func BenchmarkPlatform(b *testing.B) {
+	pgH, pgA := testenv.Postgres(b, "health"), testenv.Postgres(b, "auth")
+	rh, ra := testenv.Redis(b, "health"), testenv.Redis(b, "auth")
+	rmq, mio := testenv.RabbitMQ(b), testenv.MinIO(b)
+	bin := filepath.Join(b.TempDir(), "bootstrap")
+	if out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	st, err := os.Stat(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := append(os.Environ(),
+		"BENCH_PG="+pgH.Password, "BENCH_REDIS="+rh.Password, "BENCH_RMQ="+rmq.Password,
+		"BENCH_MINIO_USER="+mio.AccessKey, "BENCH_MINIO_SECRET="+mio.SecretKey, "BENCH_ROLE=role-pw-1234567890")
+	var cold, noop, start time.Duration
+	var rss int64
+	for i := 0; i < b.N; i++ {
+		id := testenv.Unique("pf")
+		cfg := fmt.Sprintf(`version: 1
+secrets: {source: {type: env, env: {prefix: BENCH_}}}
+postgres:
+  - name: health
+    host: %[2]s
+    port: %[3]d
+    sslmode: disable
+    admin: {password: {secret: pg}}
+    roles: [{name: %[1]s_api, password: {secret: role}}, {name: %[1]s_ro, login: false}]
+    databases: [{name: %[1]s_db, owner: %[1]s_api, extensions: [pgcrypto], schemas: [{name: ingest}]}]
+    grants: [{role: %[1]s_ro, database: %[1]s_db, schema: ingest, on: tables, privileges: [SELECT]}]
+  - name: auth
+    host: %[4]s
+    port: %[5]d
+    sslmode: disable
+    admin: {password: {secret: pg}}
+    roles: [{name: %[1]s_auth, password: {secret: role}}]
+    databases: [{name: %[1]s_authdb, owner: %[1]s_auth}]
+redis:
+  - {name: health, address: "%[6]s", password: {secret: redis}}
+  - {name: auth, address: "%[7]s", password: {secret: redis}}
+minio:
+  - name: datalake
+    endpoint: "%[8]s"
+    accessKey: {secret: minio-user}
+    secretKey: {secret: minio-secret}
+    buckets:
+      - {name: %[1]s-raw, versioning: true, lifecycle: [{id: tmp, prefix: tmp/, expireDays: 7}], tags: {app: health}}
+      - {name: %[1]s-pub, policy: download}
+rabbitmq:
+  - name: events
+    host: %[9]s
+    port: %[10]d
+    managementPort: %[11]d
+    user: %[12]s
+    password: {secret: rmq}
+    vhosts: [{name: %[1]s}]
+    users: [{name: %[1]s-etl, password: {secret: role}, permissions: [{vhost: %[1]s, configure: ".*", write: ".*", read: ".*"}]}]
+    exchanges: [{vhost: %[1]s, name: events, type: topic}]
+    queues: [{vhost: %[1]s, name: ingest, type: quorum}]
+    bindings: [{vhost: %[1]s, source: events, destination: ingest, routingKey: "ingest.#"}]
+`, id, pgH.Host, pgH.Port, pgA.Host, pgA.Port, rh.Addr, ra.Addr, mio.Endpoint, rmq.Host, rmq.Port, rmq.ManagementPort, rmq.User)
+		f := filepath.Join(b.TempDir(), "platform.yaml")
+		if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		d, r := runBinary(b, bin, env, "apply", "-f", f, "--log-level", "warn")
+		cold += d
+		rss = max(rss, r)
+		d, r = runBinary(b, bin, env, "apply", "-f", f, "--log-level", "warn")
+		noop += d
+		rss = max(rss, r)
+		d, _ = runBinary(b, bin, env, "plan", "-f", f, "--only", "redis/health", "--log-level", "warn")
+		start += d
+		cleanupPlatform(b, id, pgH, pgA, rmq, mio)
+	}
+	b.ReportMetric(float64(cold.Milliseconds())/float64(b.N), "cold-ms")
+	b.ReportMetric(float64(noop.Milliseconds())/float64(b.N), "noop-ms")
+	b.ReportMetric(noop.Seconds()/cold.Seconds(), "x-cold")
+	b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
+	b.ReportMetric(float64(st.Size())/(1<<20), "binary-MiB")
+	b.ReportMetric(float64(start.Microseconds())/1000/float64(b.N), "start-to-connect-ms")
+}
+
+// cleanupPlatform removes what BenchmarkPlatform created.
+func cleanupPlatform(b *testing.B, id string, pgH, pgA testenv.PG, rmq testenv.RabbitServer, mio testenv.MinIOServer) {
+	b.Helper()
+	for _, pg := range []testenv.PG{pgH, pgA} {
+		ctx := context.Background()
+		cc, _ := pgx.ParseConfig("")
+		cc.Host, cc.Port, cc.User, cc.Password, cc.Database = pg.Host, uint16(pg.Port), pg.User, pg.Password, "postgres"
+		c, err := pgx.ConnectConfig(ctx, cc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, db := range []string{id + "_db", id + "_authdb"} {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		}
+		for _, r := range []string{id + "_api", id + "_ro", id + "_auth"} {
+			_, _ = c.Exec(ctx, "DROP OWNED BY "+r)
+			_, _ = c.Exec(ctx, "DROP ROLE IF EXISTS "+r)
+		}
+		c.Close(ctx)
+	}
+	req := func(method, url string) {
+		r, _ := http.NewRequest(method, url, nil)
+		r.SetBasicAuth(rmq.User, rmq.Password)
+		if resp, err := http.DefaultClient.Do(r); err == nil {
+			resp.Body.Close()
+		}
+	}
+	mgmt := fmt.Sprintf("http://%s:%d/api", rmq.Host, rmq.ManagementPort)
+	req(http.MethodDelete, mgmt+"/vhosts/"+id)
+	req(http.MethodDelete, mgmt+"/users/"+id+"-etl")
+	mc, err := minio.New(mio.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(mio.AccessKey, mio.SecretKey, "")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bk := range []string{id + "-raw", id + "-pub"} {
+		for o := range mc.ListObjects(context.Background(), bk, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+			_ = mc.RemoveObject(context.Background(), bk, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID})
+		}
+		_ = mc.RemoveBucket(context.Background(), bk)
 	}
 }

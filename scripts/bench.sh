@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# bench.sh — every benchmark, each beside its baseline measured in the same
+# run, printed as a table and written to BENCHMARKS.md. Needs the real
+# servers (scripts/testenv.sh up). Go's benchmark output is kept in
+# bench.out for benchstat.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${BENCH_OUT:-bench.out}
+BENCHTIME=${BENCHTIME:-1x}
+
+export BOOTSTRAP_TEST_REQUIRE=1
+go test -p 1 -run '^$' -bench . -benchtime "$BENCHTIME" -count 1 -timeout 40m \
+  ./cmd/bootstrap ./internal/initdb/... ./internal/amqp ./internal/buckets | tee "$OUT"
+
+# Targets per metric: <=, < or >= a bound; metrics without one are shown as
+# measured.
+awk -v date="$(date -u +%Y-%m-%d)" -v host="$(nproc) cores, $(uname -m)" '
+BEGIN {
+  target["x-psql"] = "<= 1.3"; target["x-cold"] = "<= 0.1"; target["peak-rss-MiB"] = "< 64"
+  target["x-definitions"] = "<= 1.5"; target["noop-s"] = "<= 0.2"; target["x-curl"] = "<= 1.0"
+  print "# Benchmarks"
+  print ""
+  print "Measured by `make bench` on " date " (" host "), one iteration each; every ratio is"
+  print "against a baseline measured in the same run (see each benchmark'"'"'s doc comment)."
+  print ""
+  print "| benchmark | metric | value | target | ok |"
+  print "|---|---|---|---|---|"
+}
+/^Benchmark/ {
+  name = $1; sub(/-[0-9]+$/, "", name)
+  for (i = 5; i + 1 <= NF; i += 2) {
+    v = $i; m = $(i + 1); t = (m in target) ? target[m] : ""
+    ok = ""
+    if (t != "") {
+      split(t, p, " ")
+      if (p[1] == "<=") ok = (v + 0 <= p[2] + 0) ? "yes" : "**no**"
+      if (p[1] == "<")  ok = (v + 0 <  p[2] + 0) ? "yes" : "**no**"
+    }
+    printf "| %s | %s | %s | %s | %s |\n", name, m, v, t, ok
+  }
+}' "$OUT" > BENCHMARKS.md
+echo
+cat BENCHMARKS.md
