@@ -528,7 +528,9 @@ cmd_up() {
     [ $rc -eq 0 ] || failed+=("$s")
   done
   write_env
-  cat "$DIR/env"
+  # Printed for people and CI logs: credentials masked. `env` prints them
+  # whole, and the tests read the file itself.
+  sed -E "s/^(export [A-Z_]*(PASSWORD|_USER)=).*/\1'***'   # scripts\/testenv.sh env/" "$DIR/env"
   if [ ${#failed[@]} -gt 0 ]; then
     die "not started: ${failed[*]} (the env file lists only the servers that run)"
   fi
