@@ -116,13 +116,7 @@ func runBinary(b *testing.B, bin string, env []string, args ...string) (time.Dur
 func dropPrefix(b *testing.B, pg testenv.PG, prefix string) {
 	b.Helper()
 	ctx := context.Background()
-	cc, _ := pgx.ParseConfig("")
-	cc.Host, cc.Port, cc.User, cc.Password, cc.Database = pg.Host, uint16(pg.Port), pg.User, pg.Password, "postgres"
-	c, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := pg.Admin(b, "postgres")
 	rows, _ := c.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1`, prefix+"%")
 	dbs, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 	for _, d := range dbs {
@@ -231,12 +225,7 @@ func cleanupPlatform(b *testing.B, id string, pgH, pgA testenv.PG, rmq testenv.R
 	b.Helper()
 	for _, pg := range []testenv.PG{pgH, pgA} {
 		ctx := context.Background()
-		cc, _ := pgx.ParseConfig("")
-		cc.Host, cc.Port, cc.User, cc.Password, cc.Database = pg.Host, uint16(pg.Port), pg.User, pg.Password, "postgres"
-		c, err := pgx.ConnectConfig(ctx, cc)
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := pg.Admin(b, "postgres")
 		for _, db := range []string{id + "_db", id + "_authdb"} {
 			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 		}
@@ -244,7 +233,6 @@ func cleanupPlatform(b *testing.B, id string, pgH, pgA testenv.PG, rmq testenv.R
 			_, _ = c.Exec(ctx, "DROP OWNED BY "+r)
 			_, _ = c.Exec(ctx, "DROP ROLE IF EXISTS "+r)
 		}
-		c.Close(ctx)
 	}
 	req := func(method, url string) {
 		r, _ := http.NewRequest(method, url, nil)

@@ -118,17 +118,7 @@ func (w *world) run(args ...string) (int, reconcile.Report) {
 
 func (w *world) admin(inst string) *pgx.Conn {
 	w.t.Helper()
-	p := w.pg[inst]
-	cc, err := pgx.ParseConfig("")
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	cc.Host, cc.Port, cc.User, cc.Password, cc.Database = p.Host, uint16(p.Port), p.User, p.Password, "postgres"
-	c, err := pgx.ConnectConfig(context.Background(), cc)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return c
+	return w.pg[inst].Admin(w.t, "postgres")
 }
 
 func (w *world) cleanup() {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -90,7 +88,6 @@ func TestServe(t *testing.T) {
 
 	// A database dropped by hand is back within two intervals.
 	c := w.admin("health")
-	defer c.Close(context.Background())
 	db := w.id + "_db"
 	if _, err := c.Exec(context.Background(), "DROP DATABASE "+db+" WITH (FORCE)"); err != nil {
 		t.Fatal(err)
@@ -108,14 +105,8 @@ func TestServe(t *testing.T) {
 	w.setSecret("role-app", newPW)
 	pg := w.pg["health"]
 	eventually(t, interval+5*time.Second, "rotated password works", func() bool {
-		cc, _ := pgx.ParseConfig("")
-		cc.Host, cc.Port, cc.User, cc.Password, cc.Database = pg.Host, uint16(pg.Port), w.id+"_app", newPW, db
-		conn, err := pgx.ConnectConfig(context.Background(), cc)
-		if err != nil {
-			return false
-		}
-		conn.Close(context.Background())
-		return true
+		_, err := pg.Connect(t, w.id+"_app", newPW, db)
+		return err == nil
 	})
 
 	code, metrics := get(base + "/metrics")

@@ -31,20 +31,7 @@ func randomPassword() string {
 // closed when the test ends.
 func adminConn(t testing.TB, pg testenv.PG, db string) *pgx.Conn {
 	t.Helper()
-	cc, err := pgx.ParseConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.Host, cc.Port, cc.User, cc.Password, cc.Database = pg.Host, uint16(pg.Port), pg.User, pg.Password, db
-	cc.TLSConfig, cc.Fallbacks = nil, nil
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		t.Fatalf("admin connection to %s: %v", db, err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return pg.Admin(t, db)
 }
 
 func dropDatabases(t testing.TB, pg testenv.PG, dbs ...string) {
