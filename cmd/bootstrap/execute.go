@@ -11,10 +11,13 @@ import (
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/secrets"
+	"github.com/health-data-ai/bootstrap/internal/secrets/ocivault"
+	"github.com/health-data-ai/bootstrap/internal/secrets/sink"
 )
 
-// execute runs the phases: credentials first (every service needs them),
-// then the services in parallel.
+// execute runs the phases: credentials first (everything needs them),
+// then the Kubernetes Secrets (--phase secrets|all) and the services
+// (--phase services|all) in parallel.
 func execute(ctx context.Context, cfg *config.Config, o options, include func(string) bool, log *slog.Logger, stderr io.Writer) *reconcile.Report {
 	report := &reconcile.Report{Command: o.command, Changes: []reconcile.Result{}}
 	opts := reconcile.Options{
@@ -28,7 +31,7 @@ func execute(ctx context.Context, cfg *config.Config, o options, include func(st
 		opts.OnResult, opts.OnWait = p.result, p.wait
 	}
 
-	src, err := secrets.NewSource(cfg.Secrets.Source)
+	src, err := newSource(cfg, log)
 	if err != nil {
 		report.Add(reconcile.Result{Resource: "vault", Action: reconcile.Check, Status: reconcile.Failed, Error: err.Error()})
 		return report
@@ -38,15 +41,30 @@ func execute(ctx context.Context, cfg *config.Config, o options, include func(st
 		cfg.Secrets.Generate.Enabled && o.phase != "services",
 		cfg.Secrets.Generate.Length)
 	report.Add(reconcile.Run(ctx, []reconcile.Target{creds}, opts)...)
-	if !report.OK || o.phase == "secrets" {
-		if !report.OK && o.phase != "secrets" {
-			log.Error("credentials are not all available; services were not touched")
-		}
+	if !report.OK {
+		log.Error("credentials are not all available; Kubernetes Secrets and services were not touched")
 		return report
 	}
-	targets := buildTargets(cfg, include, creds.Resolved(), log)
+	// Kubernetes Secrets and the services need only the credentials, not
+	// each other: they run side by side.
+	var targets []reconcile.Target
+	if o.phase != "services" && cfg.Secrets.Output.Type != "none" {
+		targets = append(targets, sink.New(cfg.Secrets, creds.Resolved(), cfg.Defaults.WaitTimeout.Duration, log.With("target", "secret/"+cfg.Secrets.Output.Namespace)))
+	}
+	if o.phase != "secrets" {
+		targets = append(targets, buildTargets(cfg, include, creds.Resolved(), log)...)
+	}
 	report.Add(reconcile.Run(ctx, targets, opts)...)
 	return report
+}
+
+// newSource builds the configured credential source; OCI Vault lives in a
+// package of its own (it links the OCI SDK).
+func newSource(cfg *config.Config, log *slog.Logger) (secrets.Source, error) {
+	if cfg.Secrets.Source.Type == "ocivault" {
+		return ocivault.New(cfg.Secrets.Source.OCIVault, cfg.Defaults.WaitTimeout.Duration, log.With("target", "vault")), nil
+	}
+	return secrets.NewSource(cfg.Secrets.Source)
 }
 
 func isTerminal(w io.Writer) bool {

@@ -87,6 +87,9 @@ type Output struct {
 	Dir       string  `yaml:"dir" json:"dir,omitempty"`
 	Namespace string  `yaml:"namespace" json:"namespace,omitempty"`
 	Sealing   Sealing `yaml:"sealing" json:"sealing,omitempty"`
+	// Wait, with target cluster and type sealed, waits up to
+	// defaults.waitTimeout until the controller has made each Secret.
+	Wait bool `yaml:"wait" json:"wait,omitempty"`
 }
 
 // Sealing configures the Sealed Secrets certificate and scope.

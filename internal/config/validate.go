@@ -222,8 +222,11 @@ func (v *validator) secrets() {
 		if o.Target == "dir" {
 			v.required("secrets.output.dir", o.Dir)
 		}
-		if o.Sealing.Scope != "cluster-wide" || o.Type == "plain" {
+		if o.Sealing.Scope != "cluster-wide" || o.Type == "plain" || o.Target == "cluster" {
 			v.name("secrets.output.namespace", o.Namespace, instanceRe, 63, "a Kubernetes namespace: lower case letters, digits and '-'")
+		}
+		if o.Type == "plain" && o.Target == "dir" {
+			v.add("secrets.output.target", "output.type plain writes unsealed Secrets to a cluster only, never to files: use output.type sealed with target dir")
 		}
 		if len(s.KubernetesSecrets) == 0 {
 			v.add("secrets.kubernetesSecrets", "output.type is %q but no Kubernetes Secrets are declared", o.Type)

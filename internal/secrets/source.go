@@ -39,6 +39,20 @@ type Store interface {
 // ErrExists is returned by Store.Create when the secret already exists.
 var ErrExists = errors.New("secret already exists")
 
+// Hinter is implemented by sources whose "not found" may have another
+// cause: the hint is added to the error that lists missing secrets.
+type Hinter interface {
+	NotFoundHint() string
+}
+
+// Connector is implemented by sources that must reach a service before
+// they can answer (OCI Vault builds its signer, which may fetch a token).
+// The engine retries Connect until waitTimeout; an error waiting cannot fix
+// is wrapped with reconcile.Permanent.
+type Connector interface {
+	Connect(ctx context.Context) error
+}
+
 // NewSource builds the configured source. The ocivault source is built by
 // the ocivault package, passed in as ociVault (nil when not linked).
 func NewSource(cfg config.SourceConfig) (Source, error) {

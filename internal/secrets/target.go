@@ -41,9 +41,17 @@ func (c *Credentials) Name() string { return "vault" }
 // WaitingFor says what is being waited for.
 func (c *Credentials) WaitingFor() string { return c.src.String() }
 
-// Connect checks the source answers, by reading nothing in particular: the
-// file and env sources have nothing to connect to.
-func (c *Credentials) Connect(ctx context.Context) error { return ctx.Err() }
+// Connect lets a source that talks to a service (a Connector) get ready;
+// the file and env sources have nothing to connect to.
+func (c *Credentials) Connect(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if cn, ok := c.src.(Connector); ok {
+		return cn.Connect(ctx)
+	}
+	return nil
+}
 
 // Close releases nothing.
 func (c *Credentials) Close() error { return nil }
@@ -118,7 +126,11 @@ func (c *Credentials) Plan(ctx context.Context) ([]reconcile.Change, error) {
 		return nil, errors.New(strings.Join(failed, "; "))
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s has no secret %s; create them or set secrets.generate.enabled: true", c.src, strings.Join(missing, ", "))
+		hint := ""
+		if h, ok := c.src.(Hinter); ok {
+			hint = "; " + h.NotFoundHint()
+		}
+		return nil, fmt.Errorf("%s has no secret %s; create them or set secrets.generate.enabled: true%s", c.src, strings.Join(missing, ", "), hint)
 	}
 	return changes, nil
 }

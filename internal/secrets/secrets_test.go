@@ -1,0 +1,124 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
+)
+
+func TestCredentialNeverPrints(t *testing.T) {
+	c := NewCredential("hunter2-very-secret")
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "password", c, "any", any(c))
+	j, _ := json.Marshal(map[string]any{"c": c})
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s %q %x", c, c, c, c, c, c), logs.String(), string(j), fmt.Errorf("wrap: %v", c).Error()} {
+		if strings.Contains(s, c.Reveal()) {
+			t.Fatalf("leaked: %s", s)
+		}
+	}
+}
+
+func TestGenerate(t *testing.T) {
+	seen := map[string]bool{}
+	for _, n := range []int{16, 32, 64, 256} {
+		c, err := Generate(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := c.Reveal()
+		if len(v) != n || strings.Trim(v, alphabet) != "" || seen[v] {
+			t.Fatalf("Generate(%d) = %d characters, outside the alphabet or repeated", n, len(v))
+		}
+		seen[v] = true
+	}
+}
+
+func TestFileSourceCreateOnceAndPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "secrets")
+	f := FileSource{Dir: dir}
+	ctx := context.Background()
+	if _, err := f.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	// Racing creators: exactly one wins, the others see ErrExists.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := f.Create(ctx, "a", NewCredential(fmt.Sprintf("value-%d", i)))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, ErrExists):
+				t.Errorf("create: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d winners", wins)
+	}
+	st, err := os.Stat(filepath.Join(dir, "a"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v %v", st.Mode(), err)
+	}
+	if c, err := f.Get(ctx, "a"); err != nil || !strings.HasPrefix(c.Reveal(), "value-") {
+		t.Fatalf("get: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temporary files left: %d entries", len(entries))
+	}
+}
+
+func TestEnvSource(t *testing.T) {
+	t.Setenv("BTEST_PG_HEALTH_ADMIN", "from-env")
+	e := EnvSource{Prefix: "BTEST_"}
+	if c, err := e.Get(context.Background(), "pg-health.admin"); err != nil || c.Reveal() != "from-env" {
+		t.Fatalf("%v", err)
+	}
+	if _, err := e.Get(context.Background(), "other"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "BTEST_OTHER") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// TestCredentialsRaceAgreesOnOneValue: two runs generating the same
+// missing secret into one store end with the same value.
+func TestCredentialsRaceAgreesOnOneValue(t *testing.T) {
+	f := FileSource{Dir: t.TempDir()}
+	names := map[string]string{"s": "x.password"}
+	var runs [2]*Credentials
+	var wg sync.WaitGroup
+	for i := range runs {
+		runs[i] = NewCredentials(f, names, true, 32)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range reconcile.Run(context.Background(), []reconcile.Target{runs[i]}, reconcile.Options{Mode: reconcile.ModeApply}) {
+				if r.Status == reconcile.Failed {
+					t.Errorf("%s: %s", r.Resource, r.Error)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	a, b := runs[0].Resolved()["s"], runs[1].Resolved()["s"]
+	stored, _ := f.Get(context.Background(), "s")
+	if !a.Equal(b) || !a.Equal(stored) {
+		t.Fatal("the two runs disagree on the generated secret")
+	}
+}

@@ -1,0 +1,240 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
+	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
+	"github.com/health-data-ai/bootstrap/internal/secrets"
+	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
+)
+
+// controllerKey is a sealing key pair like the controller's, with its
+// certificate written to a file.
+func controllerKey(t testing.TB) (*rsa.PrivateKey, string) {
+	t.Helper()
+	priv, cert, err := sscrypto.GeneratePrivateKeyAndCert(2048, time.Hour, "sealed-secrets-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return priv, p
+}
+
+func testCreds() secrets.Resolved {
+	return secrets.Resolved{
+		"pg-health-admin":     secrets.NewCredential("Adm1nPassw0rdAdm1nPassw0rdAdm1nX"),
+		"pg-health-healthapi": secrets.NewCredential("Ap1Passw0rdAp1Passw0rdAp1Passw0r"),
+		"redis-health":        secrets.NewCredential("Red1sPassw0rdRed1sPassw0rdRed1sP"),
+	}
+}
+
+func testConfig(out config.Output) config.Secrets {
+	if out.Sealing.Scope == "" {
+		out.Sealing.Scope = "strict"
+	}
+	if out.Sealing.ControllerName == "" {
+		out.Sealing.ControllerName, out.Sealing.ControllerNamespace = "sealed-secrets", "kube-system"
+	}
+	return config.Secrets{
+		Output: out,
+		KubernetesSecrets: []config.KubernetesSecret{
+			{Name: "postgresql-health-secret", Data: map[string]string{"postgres-password": "pg-health-admin", "password": "pg-health-healthapi"}},
+			{Name: "redis-health-secret", Data: map[string]string{"redis-password": "redis-health"}},
+		},
+	}
+}
+
+// run plans or applies t and returns the results, failing on errors.
+func run(t *testing.T, tg reconcile.Target, mode reconcile.Mode) []reconcile.Result {
+	t.Helper()
+	rs := reconcile.Run(context.Background(), []reconcile.Target{tg}, reconcile.Options{Mode: mode, WaitTimeout: 30 * time.Second})
+	for _, r := range rs {
+		if r.Status == reconcile.Failed {
+			t.Fatalf("%s: %s", r.Resource, r.Error)
+		}
+	}
+	return rs
+}
+
+func count(rs []reconcile.Result, a reconcile.Action) int {
+	n := 0
+	for _, r := range rs {
+		if r.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+func assertNoLeak(t *testing.T, creds secrets.Resolved, texts ...string) {
+	t.Helper()
+	for _, c := range creds {
+		for _, s := range texts {
+			if strings.Contains(s, c.Reveal()) {
+				t.Fatalf("a credential leaked into: %.200s", s)
+			}
+		}
+	}
+}
+
+func TestDirIsIdempotentAndUnseals(t *testing.T) {
+	priv, certFile := controllerKey(t)
+	dir := t.TempDir()
+	cfg := testConfig(config.Output{Type: "sealed", Target: "dir", Dir: dir, Namespace: "health-data", Sealing: config.Sealing{Cert: certFile}})
+	creds := testCreds()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	rs := run(t, New(cfg, creds, time.Minute, log), reconcile.ModePlan)
+	if count(rs, reconcile.Create) != 2 {
+		t.Fatalf("plan: %+v", rs)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatal("plan wrote files")
+	}
+	rs = run(t, New(cfg, creds, time.Minute, log), reconcile.ModeApply)
+	if count(rs, reconcile.Create) != 2 || rs[0].Resource != "secret/health-data/postgresql-health-secret" {
+		t.Fatalf("apply: %+v", rs)
+	}
+	first := map[string][]byte{}
+	for _, ks := range cfg.KubernetesSecrets {
+		p := filepath.Join(dir, ks.Name+".yaml")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Stat(p)
+		if st.Mode().Perm() != 0o644 {
+			t.Fatalf("%s: mode %v", p, st.Mode())
+		}
+		first[p] = b
+		assertNoLeak(t, creds, string(b))
+		var ss ssv1alpha1.SealedSecret
+		if err := yaml.Unmarshal(b, &ss); err != nil {
+			t.Fatal(err)
+		}
+		if ss.APIVersion != "bitnami.com/v1alpha1" || ss.Kind != "SealedSecret" || ss.Namespace != "health-data" {
+			t.Fatalf("%s: %s %s %s", p, ss.APIVersion, ss.Kind, ss.Namespace)
+		}
+		sec, err := seal.Unseal(&ss, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for key, name := range ks.Data {
+			if string(sec.Data[key]) != creds[name].Reveal() {
+				t.Fatalf("%s: key %s differs after unsealing", ks.Name, key)
+			}
+		}
+	}
+	// Second run: nothing to do, files byte-identical, not even rewritten.
+	before := map[string]time.Time{}
+	for p := range first {
+		st, _ := os.Stat(p)
+		before[p] = st.ModTime()
+	}
+	time.Sleep(20 * time.Millisecond)
+	rs = run(t, New(cfg, creds, time.Minute, log), reconcile.ModeApply)
+	if count(rs, reconcile.Noop) != 2 {
+		t.Fatalf("second apply: %+v", rs)
+	}
+	for p, b := range first {
+		now, _ := os.ReadFile(p)
+		st, _ := os.Stat(p)
+		if !bytes.Equal(now, b) || !st.ModTime().Equal(before[p]) {
+			t.Fatalf("%s was rewritten", p)
+		}
+	}
+	// A changed value re-seals that Secret only.
+	creds2 := testCreds()
+	creds2["redis-health"] = secrets.NewCredential("An0therRed1sPassw0rdAn0therRed1s")
+	rs = run(t, New(cfg, creds2, time.Minute, log), reconcile.ModeApply)
+	if rs[0].Action != reconcile.Noop || rs[1].Action != reconcile.Update || !strings.Contains(rs[1].Detail, "values changed") {
+		t.Fatalf("changed value: %+v", rs)
+	}
+	assertNoLeak(t, creds, logs.String(), fmt.Sprintf("%+v", rs))
+	assertNoLeak(t, creds2, logs.String())
+}
+
+func TestPlainNeverGoesToFiles(t *testing.T) {
+	cfg := testConfig(config.Output{Type: "plain", Target: "dir", Dir: t.TempDir(), Namespace: "health-data"})
+	err := New(cfg, testCreds(), time.Minute, nil).Connect(context.Background())
+	if err == nil || !reconcile.IsPermanent(err) || !strings.Contains(err.Error(), "never written to files") {
+		t.Fatalf("plain to dir: %v", err)
+	}
+}
+
+func TestMustBeLocal(t *testing.T) {
+	for host, local := range map[string]bool{
+		"https://127.0.0.1:6443":                  true,
+		"https://[::1]:6443":                      true,
+		"https://localhost:6443":                  true,
+		"https://kubernetes.docker.internal:6443": true,
+		"https://10.0.0.1:6443":                   false,
+		"https://k8s.example.com":                 false,
+		"https://kubernetes.default.svc":          false,
+	} {
+		if err := mustBeLocal(host); (err == nil) != local {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+}
+
+func TestMissingCredentialIsNamedNotLeaked(t *testing.T) {
+	_, certFile := controllerKey(t)
+	cfg := testConfig(config.Output{Type: "sealed", Target: "dir", Dir: t.TempDir(), Namespace: "health-data", Sealing: config.Sealing{Cert: certFile}})
+	creds := testCreds()
+	delete(creds, "redis-health")
+	tg := New(cfg, creds, time.Minute, nil)
+	if err := tg.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tg.Plan(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `secret/health-data/redis-health-secret key redis-password: secret "redis-health"`) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestMarshalYAMLIsStable(t *testing.T) {
+	_, certFile := controllerKey(t)
+	cert, err := seal.LoadCert(context.Background(), certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := seal.Seal(cert, seal.Spec{Name: "a", Namespace: "n", Data: map[string]secrets.Credential{"k": secrets.NewCredential("v")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := MarshalYAML(ss)
+	b, _ := MarshalYAML(ss.DeepCopy())
+	if !equalYAML(a, b) || strings.Contains(string(a), "creationTimestamp") || strings.Contains(string(a), "status") {
+		t.Fatalf("yaml:\n%s", a)
+	}
+	_ = corev1.SecretTypeOpaque
+	_ = metav1.Now
+}
+
+func slogTo(w *bytes.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func equalYAML(a, b []byte) bool { return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b)) }

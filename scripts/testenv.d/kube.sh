@@ -1,0 +1,243 @@
+# shellcheck shell=bash
+# kube: a real kube-apiserver with etcd on loopback, for the secrets sinks
+# and the chart's server-side dry runs; plus the tools the tests run against
+# it: kubectl, kubeseal and the Sealed Secrets controller.
+#
+# Sourced by scripts/testenv.sh (it provides log, die, secret, start_bg,
+# stop_pid, pid_alive, wait_for, need_free_port, is_root, $DIR, $CACHE, $HOST).
+#
+# - etcd from Debian (etcd-server, installed when missing), client port
+#   KUBE_ETCD_PORT, peer port KUBE_ETCD_PEER_PORT, data under $DIR/kube/etcd.
+# - kube-apiserver and kubectl built from k8s.io/kubernetes $KUBE_VERSION in a
+#   throwaway module under $CACHE/src (every staging module replaced by its
+#   v0.x.y twin), cached in $CACHE/kubernetes-$KUBE_VERSION; kubeseal and the
+#   controller built from sealed-secrets $SEALED_SECRETS_VERSION, cached in
+#   $CACHE/sealed-secrets-$SEALED_SECRETS_VERSION.
+# - TLS from a CA made here with openssl; the admin authenticates with a
+#   static token (group system:masters) kept in a 0600 token file, so no
+#   password or token ever appears on a command line. Authorization is RBAC,
+#   so tests can check least-privilege Roles with ServiceAccount tokens.
+# - The SealedSecret CRD from the sealed-secrets module is installed.
+#
+# The env file gets BOOTSTRAP_TEST_KUBECONFIG, BOOTSTRAP_TEST_KUBE_APISERVER,
+# BOOTSTRAP_TEST_KUBE_CA, BOOTSTRAP_TEST_KUBECTL, BOOTSTRAP_TEST_KUBESEAL,
+# BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER and BOOTSTRAP_TEST_SEALED_SECRETS_CRD.
+#
+# `scripts/testenv.sh up kube` builds on first use (several minutes on two
+# cores); `KUBE_BUILD_ONLY=1 scripts/testenv.sh up kube` only builds.
+
+KUBE_VERSION=v1.34.4
+SEALED_SECRETS_VERSION=v0.27.1
+KUBE_API_PORT=36443
+KUBE_ETCD_PORT=32379
+KUBE_ETCD_PEER_PORT=32380
+KUBE_BIN=$CACHE/kubernetes-$KUBE_VERSION
+SEALED_BIN=$CACHE/sealed-secrets-$SEALED_SECRETS_VERSION
+
+SERVERS="$SERVERS kube"
+
+kube_dir() { echo "$DIR/kube"; }
+
+# kube_build_kubernetes: kube-apiserver and kubectl from one module.
+kube_build_kubernetes() {
+  [ -x "$KUBE_BIN/kube-apiserver" ] && [ -x "$KUBE_BIN/kubectl" ] && return 0
+  command -v go >/dev/null || die "kube: go is needed to build kube-apiserver"
+  local src=$CACHE/src/kubernetes-$KUBE_VERSION staging minor ld
+  staging=v0.${KUBE_VERSION#v1.}
+  minor=${KUBE_VERSION#v1.}
+  minor=${minor%%.*}
+  mkdir -p "$src" "$KUBE_BIN"
+  log "kube: building kube-apiserver and kubectl $KUBE_VERSION into $KUBE_BIN (several minutes the first time)"
+  (
+    cd "$src"
+    export GOFLAGS=-mod=mod GO111MODULE=on CGO_ENABLED=0
+    go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >download.json
+    local modfile
+    modfile=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' download.json)
+    {
+      printf 'module bootstrap-testenv/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
+      # Every staging module but the samples, at the matching v0 version.
+      sed -n '/^replace/,/^)/p' "$modfile" | grep '=> ./staging' | grep -v sample- |
+        awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}'
+      printf ')\n'
+    } >go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' >tools.go
+    go mod tidy >tidy.log 2>&1 || { tail -n 20 tidy.log >&2; exit 1; }
+    ld="-s -w"
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld="$ld -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    done
+    for cmd in kubectl kube-apiserver; do
+      go build -trimpath -ldflags "$ld" -o "$KUBE_BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >"build-$cmd.log" 2>&1 ||
+        { tail -n 20 "build-$cmd.log" >&2; exit 1; }
+      mv -f "$KUBE_BIN/$cmd.tmp" "$KUBE_BIN/$cmd"
+    done
+  ) || die "kube: building kubernetes $KUBE_VERSION failed (logs in $src)"
+}
+
+# kube_build_sealed_secrets: kubeseal and the controller.
+kube_build_sealed_secrets() {
+  [ -x "$SEALED_BIN/kubeseal" ] && [ -x "$SEALED_BIN/controller" ] && return 0
+  local tmp
+  tmp=$(mktemp -d)
+  mkdir -p "$SEALED_BIN"
+  log "kube: building kubeseal and the sealed-secrets controller $SEALED_SECRETS_VERSION into $SEALED_BIN"
+  if ! (cd "$tmp" && GOFLAGS= GO111MODULE=on CGO_ENABLED=0 GOBIN=$SEALED_BIN go install -trimpath \
+    -ldflags "-s -w -X main.VERSION=$SEALED_SECRETS_VERSION" \
+    "github.com/bitnami-labs/sealed-secrets/cmd/kubeseal@$SEALED_SECRETS_VERSION" \
+    "github.com/bitnami-labs/sealed-secrets/cmd/controller@$SEALED_SECRETS_VERSION") >"$tmp/build.log" 2>&1; then
+    tail -n 20 "$tmp/build.log" >&2
+    die "kube: sealed-secrets build failed (log: $tmp/build.log)"
+  fi
+  rm -rf "$tmp"
+}
+
+# kube_crd: the SealedSecret CRD shipped in the sealed-secrets module.
+kube_crd() {
+  local dir
+  dir=$(cd /tmp && GOFLAGS= go mod download -json "github.com/bitnami-labs/sealed-secrets@$SEALED_SECRETS_VERSION" |
+    sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  echo "$dir/helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml"
+}
+
+kube_need_etcd() {
+  command -v etcd >/dev/null && return 0
+  is_root || die "kube: etcd is missing (install it as root: apt-get install -y etcd-server)"
+  log "kube: installing etcd-server"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; } ||
+    die "kube: apt-get install etcd-server failed"
+}
+
+# kube_pki: CA, serving certificate for 127.0.0.1/localhost, service
+# account signing key, admin token; made once and kept.
+kube_pki() {
+  local d=$1/pki
+  [ -s "$d/apiserver.crt" ] && [ -s "$d/sa.key" ] && [ -s "$d/tokens.csv" ] && return 0
+  command -v openssl >/dev/null || die "kube: openssl is needed"
+  (
+    umask 077
+    mkdir -p "$d"
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+      -subj "/CN=bootstrap-testenv-ca" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
+      -subj "/CN=kube-apiserver" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt \
+      -days 3650 -extfile ext.cnf >/dev/null 2>&1
+    openssl genrsa -out sa.key 2048 >/dev/null 2>&1
+    openssl rsa -in sa.key -pubout -out sa.pub >/dev/null 2>&1
+    # token,user,uid,"groups"
+    printf '%s,bootstrap-testenv-admin,admin,"system:masters"\n' "$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40)" >tokens.csv
+    chmod 644 ca.crt
+  ) || die "kube: could not make certificates in $d"
+}
+
+kube_token() { cut -d, -f1 "$(kube_dir)/pki/tokens.csv"; }
+
+kube_write_kubeconfig() {
+  local d=$1
+  (
+    umask 077
+    cat >"$d/kubeconfig.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: testenv
+  cluster:
+    server: https://$HOST:$KUBE_API_PORT
+    certificate-authority: $d/pki/ca.crt
+users:
+- name: admin
+  user:
+    token: $(kube_token)
+contexts:
+- name: testenv
+  context: {cluster: testenv, user: admin, namespace: default}
+current-context: testenv
+EOF
+    mv -f "$d/kubeconfig.tmp" "$d/kubeconfig"
+  )
+}
+
+kube_etcd_ready() { curl -s --max-time 2 "http://$HOST:$KUBE_ETCD_PORT/health" | grep -q '"health":"true"'; }
+
+kube_api_ready() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$(kube_dir)/pki/ca.crt" \
+    "https://$HOST:$KUBE_API_PORT/readyz")" = 200 ]
+}
+
+kube_alive() {
+  local d
+  d=$(kube_dir)
+  pid_alive "$d/etcd.pid" etcd && pid_alive "$d/apiserver.pid" kube-apiserver
+}
+
+kube_up() {
+  local d crd
+  d=$(kube_dir)
+  if kube_alive; then
+    log "kube: running on https://$HOST:$KUBE_API_PORT (etcd $KUBE_ETCD_PORT)"
+    return 0
+  fi
+  kube_need_etcd
+  kube_build_kubernetes
+  kube_build_sealed_secrets
+  [ "${KUBE_BUILD_ONLY:-0}" = 1 ] && { log "kube: built (KUBE_BUILD_ONLY=1: not starting)"; return 0; }
+  stop_pid "$d/apiserver.pid" kube-apiserver 10
+  stop_pid "$d/etcd.pid" etcd 10
+  need_free_port "kube etcd" "$KUBE_ETCD_PORT"
+  need_free_port "kube etcd peer" "$KUBE_ETCD_PEER_PORT"
+  need_free_port kube-apiserver "$KUBE_API_PORT"
+  mkdir -p "$d/etcd" "$d/log"
+  chmod 700 "$d/etcd"
+  kube_pki "$d"
+  kube_write_kubeconfig "$d"
+  log "kube: starting etcd on $HOST:$KUBE_ETCD_PORT"
+  start_bg "$d/etcd.pid" "$d/log/etcd.log" etcd --name testenv --data-dir "$d/etcd" \
+    --listen-client-urls "http://$HOST:$KUBE_ETCD_PORT" --advertise-client-urls "http://$HOST:$KUBE_ETCD_PORT" \
+    --listen-peer-urls "http://$HOST:$KUBE_ETCD_PEER_PORT" --initial-advertise-peer-urls "http://$HOST:$KUBE_ETCD_PEER_PORT" \
+    --initial-cluster "testenv=http://$HOST:$KUBE_ETCD_PEER_PORT" --listen-metrics-urls "http://$HOST:$((KUBE_ETCD_PEER_PORT + 1))" \
+    --quota-backend-bytes 1073741824
+  wait_for "kube etcd" "$d/log/etcd.log" kube_etcd_ready || die "kube: etcd not healthy on $HOST:$KUBE_ETCD_PORT"
+  log "kube: starting kube-apiserver $KUBE_VERSION on https://$HOST:$KUBE_API_PORT"
+  start_bg "$d/apiserver.pid" "$d/log/apiserver.log" "$KUBE_BIN/kube-apiserver" \
+    --etcd-servers "http://$HOST:$KUBE_ETCD_PORT" --etcd-prefix /bootstrap-testenv \
+    --bind-address "$HOST" --advertise-address "$HOST" --secure-port "$KUBE_API_PORT" \
+    --tls-cert-file "$d/pki/apiserver.crt" --tls-private-key-file "$d/pki/apiserver.key" \
+    --client-ca-file "$d/pki/ca.crt" --token-auth-file "$d/pki/tokens.csv" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$d/pki/sa.pub" --service-account-signing-key-file "$d/pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type none \
+    --enable-priority-and-fairness=false --profiling=false --cert-dir "$d/pki"
+  wait_for kube-apiserver "$d/log/apiserver.log" kube_api_ready ||
+    die "kube: kube-apiserver not ready on $HOST:$KUBE_API_PORT (log: $d/log/apiserver.log)"
+  crd=$(kube_crd)
+  [ -f "$crd" ] || die "kube: SealedSecret CRD not found at $crd"
+  "$KUBE_BIN/kubectl" --kubeconfig "$d/kubeconfig" apply -f "$crd" >"$d/log/crd.log" 2>&1 ||
+    { cat "$d/log/crd.log" >&2; die "kube: could not install the SealedSecret CRD"; }
+  "$KUBE_BIN/kubectl" --kubeconfig "$d/kubeconfig" wait --for condition=established --timeout 60s \
+    crd/sealedsecrets.bitnami.com >>"$d/log/crd.log" 2>&1 || die "kube: SealedSecret CRD not established"
+}
+
+kube_down() {
+  local d
+  d=$(kube_dir)
+  if kube_alive; then log "kube: stopping"; fi
+  stop_pid "$d/apiserver.pid" kube-apiserver 30
+  stop_pid "$d/etcd.pid" etcd 30
+}
+
+kube_env() {
+  local d
+  d=$(kube_dir)
+  echo "export BOOTSTRAP_TEST_KUBECONFIG='$d/kubeconfig'"
+  echo "export BOOTSTRAP_TEST_KUBE_APISERVER='https://$HOST:$KUBE_API_PORT'"
+  echo "export BOOTSTRAP_TEST_KUBE_CA='$d/pki/ca.crt'"
+  echo "export BOOTSTRAP_TEST_KUBECTL='$KUBE_BIN/kubectl'"
+  echo "export BOOTSTRAP_TEST_KUBESEAL='$SEALED_BIN/kubeseal'"
+  echo "export BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER='$SEALED_BIN/controller'"
+  echo "export BOOTSTRAP_TEST_SEALED_SECRETS_CRD='$(kube_crd)'"
+}
