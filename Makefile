@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/bootstrap
 
-.PHONY: build demo test test-short bench lint fuzz schema testenv-up testenv-down clean image
+.PHONY: build demo test test-short bench lint fuzz schema testenv-up testenv-down clean image chart-deps chart-lint compose-up
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bootstrap
@@ -47,6 +47,20 @@ testenv-down:
 ## image: multi-arch image (needs a Docker engine with buildx; not available on CI here)
 image:
 	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t bootstrap:$(VERSION) .
+
+## chart-deps: fetch the Bitnami charts the infrastructure subchart depends on (needs registry-1.docker.io)
+chart-deps:
+	helm dependency build charts/health-platform/charts/infrastructure
+
+## chart-lint: lint the umbrella with default and production values
+chart-lint:
+	helm lint --strict charts/health-platform
+	helm lint --strict charts/health-platform -f charts/health-platform/values-production.yaml
+
+## compose-up: the six services and bootstrap locally (needs a Docker engine)
+compose-up:
+	deploy/init-secrets.sh
+	docker compose -p health-platform -f deploy/docker-compose.yml up --build
 
 clean:
 	rm -rf bin
