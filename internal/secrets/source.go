@@ -53,8 +53,8 @@ type Connector interface {
 	Connect(ctx context.Context) error
 }
 
-// NewSource builds the configured source. The ocivault source is built by
-// the ocivault package, passed in as ociVault (nil when not linked).
+// NewSource builds the file or env source. The ocivault source lives in
+// package ocivault, which links the OCI SDK; the CLI builds it there.
 func NewSource(cfg config.SourceConfig) (Source, error) {
 	switch cfg.Type {
 	case "file":
