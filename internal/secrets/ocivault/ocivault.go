@@ -93,10 +93,31 @@ func (s *Source) Connect(ctx context.Context) error {
 	}
 	p := s.provider
 	if p == nil {
-		var err error
-		p, err = providerFor(s.cfg)
-		if err != nil {
-			return reconcile.Permanent(fmt.Errorf("%s: auth %s: %w", s, s.cfg.Auth, err))
+		if s.cfg.Auth == "instance_principal" || s.cfg.Auth == "" {
+			if err := probeInstanceMetadata(ctx); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		// The SDK builds providers without a context and retries the
+		// metadata service for minutes: wait for it beside ctx, so
+		// SIGTERM and --timeout still stop the run at once.
+		type built struct {
+			p   common.ConfigurationProvider
+			err error
+		}
+		done := make(chan built, 1)
+		go func() {
+			p, err := providerFor(s.cfg)
+			done <- built{p, err}
+		}()
+		select {
+		case b := <-done:
+			if b.err != nil {
+				return reconcile.Permanent(fmt.Errorf("%s: auth %s: %w", s, s.cfg.Auth, b.err))
+			}
+			p = b.p
+		case <-ctx.Done():
+			return fmt.Errorf("%s: auth %s: %w", s, s.cfg.Auth, ctx.Err())
 		}
 	}
 	rc, err := ocisecrets.NewSecretsClientWithConfigurationProvider(p)
@@ -130,6 +151,35 @@ func (s *Source) Connect(ctx context.Context) error {
 	vc.Configuration.CircuitBreaker = nil
 	s.reader, s.manager = &rc, &vc
 	return nil
+}
+
+// instanceMetadata is where instance principals get their certificates.
+var instanceMetadata = "http://169.254.169.254/opc/v2/instance/region"
+
+// probeInstanceMetadata fails fast, and permanently, where no OCI instance
+// metadata service answers (a laptop, CI, another cloud): the SDK would
+// otherwise retry it for about two minutes before saying the same.
+func probeInstanceMetadata(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, instanceMetadata, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer Oracle")
+	resp, err := http.DefaultClient.Do(req)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+		err = fmt.Errorf("status %s", resp.Status)
+	}
+	return reconcile.Permanent(fmt.Errorf("auth instance_principal: the OCI instance metadata service (%s) does not answer: %v\n"+
+		"hint: instance principals work only on OCI compute instances (OKE worker nodes); elsewhere use auth: api_key, or the file or env source", instanceMetadata, err))
 }
 
 // workloadIdentity is built once per process: each instance keeps a
