@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"slices"
@@ -591,8 +592,20 @@ func TestBudget(t *testing.T) {
 			// OCI block volumes are at least 50 GB: smaller claims are rounded up.
 			provisioned += max(size, 50e9)
 		}
-		// One bootstrap pod at a time (hooks run one after the other).
+		// One bootstrap hook pod at a time (hooks run one after the other),
+		// and the daemon beside it where it is on.
 		add(dig(u, "bootstrap", "resources"))
+		b := readYAML(t, filepath.Join(chartDir(t), "values.yaml"))
+		if production {
+			merge(b, readYAML(t, filepath.Join(chartDir(t), "values-production.yaml")))
+		}
+		if str(dig(b, "bootstrap", "serve", "enabled")) == "true" {
+			res := dig(b, "bootstrap", "serve", "resources")
+			if len(asMap(res)) == 0 {
+				res = dig(b, "bootstrap", "resources")
+			}
+			add(res)
+		}
 
 		if mainCPU != 1150 || mainMem != 3<<30 {
 			t.Errorf("data services request %dm CPU and %d MiB, DESIGN.md says 1150m and 3072 MiB", mainCPU, mainMem>>20)
@@ -625,6 +638,7 @@ func TestHelmLint(t *testing.T) {
 	for _, args := range [][]string{
 		{"lint", "--strict", chartDir(t)},
 		{"lint", "--strict", chartDir(t), "-f", filepath.Join(chartDir(t), "values-production.yaml")},
+		{"lint", "--strict", chartDir(t), "--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.secrets.output.type=plain"},
 	} {
 		out, err := run(t, repo(t), nil, h, args...)
 		if err != nil || strings.Contains(out, "[ERROR]") || strings.Contains(out, "[WARNING]") {
@@ -642,17 +656,24 @@ func TestHelmLint(t *testing.T) {
 	}
 }
 
-// valueSets are the ways the chart is rendered in these tests.
+// valueSets are the ways the chart is rendered in these tests; serve says
+// whether the set turns the bootstrap daemon on (production does).
 var valueSets = []struct {
-	name string
-	args []string
+	name  string
+	args  []string
+	serve bool
 }{
-	{"default", nil},
-	{"production", []string{"-f", "values-production.yaml"}},
-	{"plain", []string{"--set", "bootstrap.secrets.output.type=plain"}},
-	{"sealed-cert-file", []string{"--set", "bootstrap.secrets.output.sealing.cert=/etc/sealed-secrets/cert.pem"}},
-	{"output-none", []string{"--set", "bootstrap.secrets.output.type=none"}},
-	{"sealed-to-dir", []string{"--set", "bootstrap.secrets.output.target=dir", "--set", "bootstrap.secrets.output.dir=/tmp/sealed"}},
+	{"default", nil, false},
+	{"production", []string{"-f", "values-production.yaml"}, true},
+	{"plain", []string{"--set", "bootstrap.secrets.output.type=plain"}, false},
+	{"sealed-cert-file", []string{"--set", "bootstrap.secrets.output.sealing.cert=/etc/sealed-secrets/cert.pem"}, false},
+	{"output-none", []string{"--set", "bootstrap.secrets.output.type=none"}, false},
+	{"sealed-to-dir", []string{"--set", "bootstrap.secrets.output.target=dir", "--set", "bootstrap.secrets.output.dir=/tmp/sealed"}, false},
+	{"serve-plain", []string{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.secrets.output.type=plain"}, true},
+	{"serve-cert-file-no-monitor", []string{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.serve.serviceMonitor.enabled=false",
+		"--set", "bootstrap.secrets.output.sealing.cert=/etc/sealed-secrets/cert.pem"}, true},
+	{"serve-output-none", []string{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.secrets.output.type=none",
+		"--set", "bootstrap.serve.interval=90s"}, true},
 }
 
 func renderSet(t testing.TB, ns string, args []string) []object {
@@ -865,6 +886,8 @@ func TestPodSecurity(t *testing.T) {
 					spec = dig(o, "spec", "template", "spec")
 				case "CronJob":
 					spec = dig(o, "spec", "jobTemplate", "spec", "template", "spec")
+				case "Deployment":
+					spec = dig(o, "spec", "template", "spec")
 				default:
 					continue
 				}
@@ -888,9 +911,341 @@ func TestPodSecurity(t *testing.T) {
 					}
 				}
 			}
-			if pods != 4 {
-				t.Errorf("%d bootstrap workloads, want 4 (two hook Jobs, the test Pod, the re-run CronJob)", pods)
+			want := 4
+			if vs.serve {
+				want++
 			}
+			if pods != want {
+				t.Errorf("%d bootstrap workloads, want %d (two hook Jobs, the test Pod, the re-run CronJob, and the serve Deployment when on)", pods, want)
+			}
+		})
+	}
+}
+
+// setArg returns the value a --set in args gives key.
+func setArg(args []string, key string) (string, bool) {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--set" && strings.HasPrefix(args[i+1], key+"=") {
+			return strings.TrimPrefix(args[i+1], key+"="), true
+		}
+	}
+	return "", false
+}
+
+// flagValue returns the argument after flag in a command line.
+func flagValue(args []any, flag string) (string, bool) {
+	for i := 0; i+1 < len(args); i++ {
+		if str(args[i]) == flag {
+			return str(args[i+1]), true
+		}
+	}
+	return "", false
+}
+
+// subset: every label of sel is in labels with the same value.
+func subset(sel, labels any) bool {
+	if len(asMap(sel)) == 0 {
+		return false
+	}
+	for k, v := range asMap(sel) {
+		if str(dig(labels, k)) != str(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// isServe says whether an object belongs to the daemon.
+func isServe(o object) bool {
+	return strings.HasPrefix(o.name(), "hp-bootstrap-serve") || o.kind() == "Deployment" || o.kind() == "ServiceMonitor" ||
+		o.kind() == "Service" && str(dig(o, "metadata", "labels", "app.kubernetes.io/component")) == "bootstrap"
+}
+
+// TestServe: the daemon renders only with bootstrap.serve.enabled, as an
+// ordinary one-replica Deployment running `bootstrap serve` with the Jobs'
+// image, config, migrations and security context, its probes on the right
+// paths of the named port, and a Service and ServiceMonitor that find it.
+func TestServe(t *testing.T) {
+	t.Run("only when enabled", func(t *testing.T) {
+		for _, args := range [][]string{
+			nil,
+			{"--set", "bootstrap.serve.enabled=false", "--set", "bootstrap.serve.serviceMonitor.enabled=true"},
+			{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.enabled=false"},
+		} {
+			for _, o := range render(t, namespace, args...) {
+				if isServe(o) {
+					t.Errorf("%v: %s %s rendered", args, o.kind(), o.name())
+				}
+			}
+		}
+	})
+
+	prod := readYAML(t, filepath.Join(chartDir(t), "values-production.yaml"))
+	for _, vs := range valueSets {
+		if !vs.serve {
+			continue
+		}
+		t.Run(vs.name, func(t *testing.T) {
+			objs := renderSet(t, namespace, vs.args)
+			wantInterval := "5m"
+			if vs.name == "production" {
+				wantInterval = str(dig(prod, "bootstrap", "serve", "interval"))
+			}
+			if v, ok := setArg(vs.args, "bootstrap.serve.interval"); ok {
+				wantInterval = v
+			}
+			for _, o := range objs {
+				if isServe(o) && o.annotation("helm.sh/hook") != "" {
+					t.Errorf("%s %s is a hook; the daemon's objects must outlive hook deletion", o.kind(), o.name())
+				}
+			}
+
+			d := find(t, objs, "Deployment", "hp-bootstrap-serve")
+			if str(dig(d, "spec", "replicas")) != "1" || str(dig(d, "spec", "strategy", "type")) != "Recreate" {
+				t.Errorf("Deployment: replicas %v, strategy %v; want 1, Recreate", dig(d, "spec", "replicas"), dig(d, "spec", "strategy"))
+			}
+			podLabels := dig(d, "spec", "template", "metadata", "labels")
+			if !subset(dig(d, "spec", "selector", "matchLabels"), podLabels) {
+				t.Errorf("Deployment selector %v does not match its pod labels %v", dig(d, "spec", "selector", "matchLabels"), podLabels)
+			}
+			spec := dig(d, "spec", "template", "spec")
+			job := find(t, objs, "Job", "hp-bootstrap-secrets")
+			jobSpec := dig(job, "spec", "template", "spec")
+			if subset(dig(d, "spec", "selector", "matchLabels"), dig(job, "spec", "template", "metadata", "labels")) {
+				t.Error("the Deployment's selector also matches the secrets Job's pods")
+			}
+			if got := str(dig(spec, "serviceAccountName")); got != "hp-bootstrap-serve" {
+				t.Errorf("serviceAccountName %q, want the daemon's own hp-bootstrap-serve (hook accounts are recreated on upgrade)", got)
+			}
+			if r := str(dig(spec, "restartPolicy")); r != "Always" {
+				t.Errorf("restartPolicy %q, want Always", r)
+			}
+			if g, _ := strconv.Atoi(str(dig(spec, "terminationGracePeriodSeconds"))); g < 15 {
+				t.Errorf("terminationGracePeriodSeconds %v, want at least 15", dig(spec, "terminationGracePeriodSeconds"))
+			}
+			if got, want := str(dig(spec, "automountServiceAccountToken")), str(dig(jobSpec, "automountServiceAccountToken")); got != want {
+				t.Errorf("automountServiceAccountToken %s, the secrets Job's %s", got, want)
+			}
+			if !reflect.DeepEqual(dig(spec, "securityContext"), dig(jobSpec, "securityContext")) {
+				t.Errorf("pod securityContext %v differs from the Jobs' %v", dig(spec, "securityContext"), dig(jobSpec, "securityContext"))
+			}
+
+			cs := list(dig(spec, "containers"))
+			if len(cs) != 1 {
+				t.Fatalf("%d containers, want 1", len(cs))
+			}
+			c, jc := cs[0], list(dig(jobSpec, "containers"))[0]
+			for _, k := range []string{"image", "imagePullPolicy", "securityContext", "resources"} {
+				if !reflect.DeepEqual(dig(c, k), dig(jc, k)) {
+					t.Errorf("container %s %v differs from the Jobs' %v", k, dig(c, k), dig(jc, k))
+				}
+			}
+			args := list(dig(c, "args"))
+			if len(args) == 0 || str(args[0]) != "serve" {
+				t.Fatalf("args %v, want serve ...", args)
+			}
+			if v, _ := flagValue(args, "--interval"); v != wantInterval {
+				t.Errorf("--interval %q, want %q", v, wantInterval)
+			}
+			listen, _ := flagValue(args, "--listen")
+			if listen != ":8080" {
+				t.Errorf("--listen %q, want :8080", listen)
+			}
+			if v, ok := flagValue(args, "--timeout"); !ok || v == "" {
+				t.Error("no --timeout: a hung run would stop the daemon for good")
+			}
+
+			// The named port is the one it listens on.
+			var port any
+			for _, p := range list(dig(c, "ports")) {
+				if str(dig(p, "name")) == "metrics" {
+					port = p
+				}
+			}
+			if port == nil || ":"+str(dig(port, "containerPort")) != listen {
+				t.Errorf("ports %v: want one named metrics on %s", dig(c, "ports"), listen)
+			}
+			for _, p := range []struct {
+				probe, path  string
+				minTolerance int // seconds of failures before it acts
+			}{
+				{"startupProbe", "/healthz", 30},
+				{"livenessProbe", "/healthz", 20},
+				{"readinessProbe", "/readyz", 0},
+			} {
+				pr := dig(c, p.probe)
+				if pr == nil {
+					t.Errorf("no %s", p.probe)
+					continue
+				}
+				if got := str(dig(pr, "httpGet", "path")); got != p.path {
+					t.Errorf("%s on %q, want %s", p.probe, got, p.path)
+				}
+				if got := str(dig(pr, "httpGet", "port")); got != "metrics" {
+					t.Errorf("%s on port %q, want metrics", p.probe, got)
+				}
+				period, _ := strconv.Atoi(str(dig(pr, "periodSeconds")))
+				failures, _ := strconv.Atoi(str(dig(pr, "failureThreshold")))
+				timeout, _ := strconv.Atoi(str(dig(pr, "timeoutSeconds")))
+				if period < 1 || period > 60 || failures < 1 || timeout < 1 || timeout > period {
+					t.Errorf("%s: period %ds, timeout %ds, failureThreshold %d", p.probe, period, timeout, failures)
+				}
+				if period*failures < p.minTolerance {
+					t.Errorf("%s acts after %ds of failures, want at least %ds", p.probe, period*failures, p.minTolerance)
+				}
+			}
+
+			// Same config and migrations as the Jobs; the config as a
+			// directory, so the re-read each run sees a changed ConfigMap.
+			vols := map[string]any{}
+			for _, v := range list(dig(spec, "volumes")) {
+				vols[str(dig(v, "name"))] = v
+			}
+			for _, v := range list(dig(jobSpec, "volumes")) {
+				if !reflect.DeepEqual(vols[str(dig(v, "name"))], v) {
+					t.Errorf("volume %v differs from the Jobs' %v", vols[str(dig(v, "name"))], v)
+				}
+			}
+			mounts := map[string]any{}
+			for _, m := range list(dig(c, "volumeMounts")) {
+				mounts[str(dig(m, "name"))] = m
+			}
+			cfgMount := mounts["config"]
+			if cfgMount == nil || dig(cfgMount, "subPath") != nil {
+				t.Errorf("config mount %v: want the ConfigMap as a directory", cfgMount)
+			}
+			var cfgPath string
+			for _, e := range list(dig(c, "env")) {
+				if str(dig(e, "name")) == "BOOTSTRAP_CONFIG" {
+					cfgPath = str(dig(e, "value"))
+				}
+			}
+			if cfgPath != str(dig(cfgMount, "mountPath"))+"/bootstrap.yaml" {
+				t.Errorf("BOOTSTRAP_CONFIG %q is not bootstrap.yaml in the config mount %v", cfgPath, dig(cfgMount, "mountPath"))
+			}
+			for _, m := range list(dig(jc, "volumeMounts")) {
+				if n := str(dig(m, "name")); n != "config" && !reflect.DeepEqual(mounts[n], m) {
+					t.Errorf("mount %v differs from the Jobs' %v", mounts[n], m)
+				}
+			}
+
+			// The Service finds the pod, on the named port, ready or not.
+			svc := find(t, objs, "Service", "hp-bootstrap-serve")
+			if !subset(dig(svc, "spec", "selector"), podLabels) {
+				t.Errorf("Service selector %v does not match the pod labels %v", dig(svc, "spec", "selector"), podLabels)
+			}
+			sp := list(dig(svc, "spec", "ports"))
+			if len(sp) != 1 || str(dig(sp[0], "name")) != "metrics" || str(dig(sp[0], "targetPort")) != "metrics" {
+				t.Errorf("Service ports %v, want one named metrics targeting port metrics", sp)
+			}
+			if str(dig(svc, "spec", "publishNotReadyAddresses")) != "true" {
+				t.Error("Service does not publish the unready pod: its metrics would vanish exactly after a failed run")
+			}
+
+			sm, ok := findOpt(objs, "ServiceMonitor", "hp-bootstrap-serve")
+			if want := vs.name != "serve-cert-file-no-monitor"; ok != want {
+				t.Fatalf("ServiceMonitor rendered = %v, want %v", ok, want)
+			}
+			if !ok {
+				return
+			}
+			if got := str(dig(sm, "metadata", "namespace")); got != obsNS {
+				t.Errorf("ServiceMonitor in %q, want %s beside the data services'", got, obsNS)
+			}
+			if !slices.Equal(list(dig(sm, "spec", "namespaceSelector", "matchNames")), []any{namespace}) {
+				t.Errorf("ServiceMonitor namespaceSelector %v, want the release namespace", dig(sm, "spec", "namespaceSelector"))
+			}
+			if !subset(dig(sm, "spec", "selector", "matchLabels"), dig(svc, "metadata", "labels")) {
+				t.Errorf("ServiceMonitor selector %v does not match the Service's labels", dig(sm, "spec", "selector"))
+			}
+			ep := list(dig(sm, "spec", "endpoints"))
+			if len(ep) != 1 || str(dig(ep[0], "port")) != "metrics" || str(dig(ep[0], "path")) != "/metrics" {
+				t.Errorf("ServiceMonitor endpoints %v, want port metrics, path /metrics", ep)
+			}
+		})
+	}
+
+	t.Run("ServiceMonitor follows the data services", func(t *testing.T) {
+		on := []string{"--set", "bootstrap.serve.enabled=true"}
+		var off []string
+		for _, s := range services {
+			off = append(off, "--set", "infrastructure."+s.alias+".metrics.serviceMonitor.enabled=false")
+		}
+		for _, c := range []struct {
+			name   string
+			args   []string
+			wantNS string // "" = none
+		}{
+			{"auto, theirs off", off, ""},
+			{"auto, one on", append(slices.Clone(off), "--set", "infrastructure.minio.metrics.serviceMonitor.enabled=true",
+				"--set", "infrastructure.minio.metrics.serviceMonitor.namespace=mon"), "mon"},
+			{"true, theirs off", append(slices.Clone(off), "--set", "bootstrap.serve.serviceMonitor.enabled=true"), namespace},
+			{"false", []string{"--set", "bootstrap.serve.serviceMonitor.enabled=false"}, ""},
+			{"namespace", []string{"--set", "bootstrap.serve.serviceMonitor.namespace=elsewhere"}, "elsewhere"},
+		} {
+			objs := render(t, namespace, append(slices.Clone(on), c.args...)...)
+			sm, ok := findOpt(objs, "ServiceMonitor", "hp-bootstrap-serve")
+			if got := str(dig(sm, "metadata", "namespace")); ok != (c.wantNS != "") || got != c.wantNS {
+				t.Errorf("%s: ServiceMonitor rendered %v in %q, want %q", c.name, ok, got, c.wantNS)
+			}
+		}
+		objs := render(t, namespace, "--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.serve.serviceMonitor.labels.release=prom",
+			"--set", "bootstrap.serve.serviceMonitor.interval=1m")
+		sm := find(t, objs, "ServiceMonitor", "hp-bootstrap-serve")
+		if str(dig(sm, "metadata", "labels", "release")) != "prom" || str(dig(list(dig(sm, "spec", "endpoints"))[0], "interval")) != "1m" {
+			t.Errorf("ServiceMonitor labels %v, endpoints %v: want release=prom and interval 1m", dig(sm, "metadata", "labels"), dig(sm, "spec", "endpoints"))
+		}
+	})
+}
+
+// TestServeRBAC: the daemon's identity is its own ordinary ServiceAccount
+// whose Roles carry exactly the secrets phase's rules, in the same
+// namespaces, bound to it and nothing else.
+func TestServeRBAC(t *testing.T) {
+	for _, vs := range valueSets {
+		if !vs.serve {
+			continue
+		}
+		t.Run(vs.name, func(t *testing.T) {
+			objs := renderSet(t, namespace, vs.args)
+			sa := find(t, objs, "ServiceAccount", "hp-bootstrap-serve")
+			if sa.annotation("helm.sh/hook") != "" || str(sa["automountServiceAccountToken"]) != "false" {
+				t.Errorf("ServiceAccount hp-bootstrap-serve: hook %q, automountServiceAccountToken %v; want an ordinary object, token mounted by the pod only",
+					sa.annotation("helm.sh/hook"), sa["automountServiceAccountToken"])
+			}
+			var pairs int
+			for _, p := range [][2]string{
+				{"hp-bootstrap", "hp-bootstrap-serve"},
+				{"hp-bootstrap-sealing-cert", "hp-bootstrap-serve-sealing-cert"},
+			} {
+				hookRole, hok := findOpt(objs, "Role", p[0])
+				role, ok := findOpt(objs, "Role", p[1])
+				if hok != ok {
+					t.Errorf("Role %s rendered = %v, Role %s rendered = %v", p[0], hok, p[1], ok)
+					continue
+				}
+				if !ok {
+					continue
+				}
+				pairs++
+				if !reflect.DeepEqual(role["rules"], hookRole["rules"]) {
+					t.Errorf("Role %s rules %v differ from the secrets phase's %s: %v", p[1], role["rules"], p[0], hookRole["rules"])
+				}
+				if a, b := str(dig(role, "metadata", "namespace")), str(dig(hookRole, "metadata", "namespace")); a != b {
+					t.Errorf("Role %s in %s, %s in %s", p[1], a, p[0], b)
+				}
+				rb := find(t, objs, "RoleBinding", p[1])
+				subjects := list(rb["subjects"])
+				if str(dig(rb, "roleRef", "name")) != p[1] || str(dig(rb, "roleRef", "kind")) != "Role" || len(subjects) != 1 ||
+					str(dig(subjects[0], "kind")) != "ServiceAccount" || str(dig(subjects[0], "name")) != "hp-bootstrap-serve" ||
+					str(dig(subjects[0], "namespace")) != namespace {
+					t.Errorf("RoleBinding %s: roleRef %v, subjects %v; want Role %s bound to ServiceAccount %s/hp-bootstrap-serve", p[1], rb["roleRef"], subjects, p[1], namespace)
+				}
+				if role.annotation("helm.sh/hook") != "" || rb.annotation("helm.sh/hook") != "" {
+					t.Errorf("%s: the daemon's Role or RoleBinding is a hook", p[1])
+				}
+			}
+			t.Logf("%d Role pairs equal", pairs)
 		})
 	}
 }
@@ -1062,6 +1417,39 @@ func TestChartRejects(t *testing.T) {
 			t.Errorf("--set %s: %v, want an error mentioning %q", c.set, err, c.want)
 		}
 	}
+	// The daemon's values.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "bootstrap.serve.serviceMonitor.enabled=yes"}, "serve/serviceMonitor/enabled"},
+		{[]string{"--set", "bootstrap.serve.terminationGracePeriodSeconds=5"}, "serve/terminationGracePeriodSeconds"},
+		{[]string{"--set", "bootstrap.serve.interval=5"}, "serve/interval"},
+		{[]string{"--set", "bootstrap.serve.enabled=true", "--set", "infrastructure.minio.metrics.serviceMonitor.namespace=elsewhere"},
+			"bootstrap.serve.serviceMonitor.namespace: the data services' ServiceMonitors are in"},
+	} {
+		args := append([]string{"template", "hp", chartDir(t), "-n", namespace}, c.args...)
+		_, err := run(t, repo(t), nil, helmBin(t), args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error mentioning %q", c.args, err, c.want)
+		}
+	}
+	// With the daemon on, a release name whose cut names collide with the hooks'.
+	long := strings.Repeat("r", 50)
+	if _, err := run(t, repo(t), nil, helmBin(t), "template", long, chartDir(t), "-n", namespace, "--set", "bootstrap.serve.enabled=true"); err == nil ||
+		!strings.Contains(err.Error(), "too long") {
+		t.Errorf("release name of 50 characters with the daemon: %v, want an error saying it is too long", err)
+	}
+	objs0 := renderAs(t, long[:49], namespace, "--set", "bootstrap.serve.enabled=true")
+	seen := map[string]bool{}
+	for _, o := range objs0 {
+		key := o.kind() + "/" + str(dig(o, "metadata", "namespace")) + "/" + o.name()
+		if seen[key] {
+			t.Errorf("release name of 49 characters: two objects %s", key)
+		}
+		seen[key] = true
+	}
+
 	// Dropping a service and its bootstrap entry together is fine.
 	objs := render(t, namespace, "--set", "infrastructure.redis-auth.enabled=false", "--set", "bootstrap.redis.redis-auth=null")
 	cfg := loadConfig(t, bootstrapConfig(t, objs))
@@ -1106,10 +1494,18 @@ func TestKubeAcceptsRenderedObjects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The daemon's ServiceMonitor: the kind, and a throwaway namespace for it
+	// in place of health-observability.
+	serviceMonitorCRD(t, k)
+	obs := testenv.Unique("hpobs-")
+	if _, err := k("create", "namespace", obs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = k("delete", "namespace", obs, "--wait=false") })
 
 	for _, vs := range valueSets {
 		t.Run(vs.name, func(t *testing.T) {
-			objs := renderSet(t, ns, vs.args)
+			objs := renderSet(t, ns, append(slices.Clone(vs.args), "--set", "bootstrap.serve.serviceMonitor.namespace="+obs))
 			dir := t.TempDir()
 			// The ServiceAccount admission plugin wants a Pod's account to
 			// exist, as Helm's hook order guarantees (weight -30 before the
@@ -1143,8 +1539,32 @@ func TestKubeAcceptsRenderedObjects(t *testing.T) {
 					t.Errorf("%s %s rejected: %v", o.kind(), o.name(), err)
 				}
 			}
+			_, deploy := findOpt(objs, "Deployment", "hp-bootstrap-serve")
+			_, monitor := findOpt(objs, "ServiceMonitor", "hp-bootstrap-serve")
+			if deploy != vs.serve || monitor != (vs.serve && vs.name != "serve-cert-file-no-monitor") {
+				t.Errorf("serve Deployment sent = %v, ServiceMonitor sent = %v; the set has serve = %v", deploy, monitor, vs.serve)
+			}
 			t.Logf("%d objects accepted", len(objs))
 		})
+	}
+}
+
+// serviceMonitorCRD makes the API server know kind ServiceMonitor: the
+// Prometheus Operator's CRD when one is installed, else the stand-in in
+// testdata (applied again when it changed, and left in place like the
+// SealedSecret CRD scripts/testenv.sh installs: other runs may use it).
+func serviceMonitorCRD(t *testing.T, k func(args ...string) (string, error)) {
+	t.Helper()
+	const crd = "customresourcedefinition/servicemonitors.monitoring.coreos.com"
+	owner, err := k("get", crd, "-o", `jsonpath={.metadata.labels.app\.kubernetes\.io/part-of}`)
+	if err == nil && owner != "bootstrap-tests" {
+		return // the operator's own
+	}
+	if _, err := k("apply", "-f", filepath.Join(repo(t), "charts", "testdata", "servicemonitor-crd.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k("wait", "--for=condition=Established", "--timeout=60s", crd); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -1167,6 +1587,40 @@ func TestNotes(t *testing.T) {
 	}
 	objs := render(t, namespace)
 	find(t, objs, "CronJob", "hp-bootstrap")
+	if strings.Contains(notes, "daemon") {
+		t.Errorf("NOTES.txt speaks of the daemon with bootstrap.serve.enabled false:\n%s", notes)
+	}
+
+	// With the daemon (production turns it on): where it is, how to see
+	// its readiness and metrics, and where Prometheus finds it.
+	kubectl := testenv.Tool(t, "kubectl")
+	serviceMonitorCRD(t, func(args ...string) (string, error) {
+		return run(t, "", nil, kubectl, append([]string{"--kubeconfig", kube.Kubeconfig}, args...)...)
+	})
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-f", filepath.Join(chartDir(t), "values-production.yaml")}, []string{
+			"deployment/hp-bootstrap-serve", "every 10m",
+			"kubectl logs -n " + namespace + " deployment/hp-bootstrap-serve",
+			"kubectl port-forward -n " + namespace + " service/hp-bootstrap-serve 8080:metrics",
+			"localhost:8080/readyz", "localhost:8080/metrics",
+			"ServiceMonitor hp-bootstrap-serve in namespace " + obsNS,
+		}},
+		{[]string{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.serve.serviceMonitor.enabled=false"}, []string{
+			"deployment/hp-bootstrap-serve", "every 5m", "No ServiceMonitor",
+		}},
+	} {
+		args := append([]string{"install", "hp", chartDir(t), "-n", namespace, "--dry-run", "--kubeconfig", kube.Kubeconfig}, c.args...)
+		out := mustRun(t, repo(t), nil, helmBin(t), args...)
+		notes := out[strings.Index(out, "NOTES:"):]
+		for _, want := range c.want {
+			if !strings.Contains(notes, want) {
+				t.Errorf("%v: NOTES.txt lacks %q:\n%s", c.args, want, notes)
+			}
+		}
+	}
 }
 
 // wantSinkRBAC is internal/secrets/sink.RBAC as the chart's Roles were
@@ -1243,7 +1697,7 @@ func TestKubeRBAC(t *testing.T) {
 	} {
 		t.Run(c.output, func(t *testing.T) {
 			objs := renderAs(t, release, ns, "--set", "bootstrap.secrets.output.type="+c.output,
-				"--set", "bootstrap.secrets.output.sealing.controllerNamespace="+ctl)
+				"--set", "bootstrap.secrets.output.sealing.controllerNamespace="+ctl, "--set", "bootstrap.serve.enabled=true")
 			dir := t.TempDir()
 			var applied int
 			for _, o := range objs {
@@ -1266,18 +1720,21 @@ func TestKubeRBAC(t *testing.T) {
 				applied++
 				t.Cleanup(func() { _, _ = k("delete", "--ignore-not-found", "-f", f) })
 			}
-			as := "system:serviceaccount:" + ns + ":" + release + "-bootstrap"
-			for _, a := range c.allow {
-				if out, err := k(append([]string{"auth", "can-i", "--as", as}, a...)...); err != nil {
-					t.Errorf("may not %v: %v %s", a, err, out)
+			// The hook Jobs' identity and the daemon's: the same answers.
+			for _, sa := range []string{release + "-bootstrap", release + "-bootstrap-serve"} {
+				as := "system:serviceaccount:" + ns + ":" + sa
+				for _, a := range c.allow {
+					if out, err := k(append([]string{"auth", "can-i", "--as", as}, a...)...); err != nil {
+						t.Errorf("%s may not %v: %v %s", sa, a, err, out)
+					}
+				}
+				for _, a := range c.deny {
+					if out, err := k(append([]string{"auth", "can-i", "--as", as}, a...)...); err == nil {
+						t.Errorf("%s may %v (%s)", sa, a, strings.TrimSpace(out))
+					}
 				}
 			}
-			for _, a := range c.deny {
-				if out, err := k(append([]string{"auth", "can-i", "--as", as}, a...)...); err == nil {
-					t.Errorf("may %v (%s)", a, strings.TrimSpace(out))
-				}
-			}
-			t.Logf("output %s: %d RBAC objects applied; %d permissions granted and %d refused as expected", c.output, applied, len(c.allow), len(c.deny))
+			t.Logf("output %s: %d RBAC objects applied; for each of 2 identities %d permissions granted and %d refused as expected", c.output, applied, len(c.allow), len(c.deny))
 		})
 	}
 }

@@ -206,18 +206,29 @@ values only, so they are typed once.
 
 {{/*
 health-platform.bootstrap.pod renders the pod spec every bootstrap workload
-shares; .args is the command line after the binary.
+shares; .args is the command line after the binary. The hook Jobs and the
+test Pod pass only that. The serve Deployment also passes:
+  serviceAccount  its own (non-hook) ServiceAccount instead of the hooks'
+  restartPolicy   Always instead of Never
+  configDir       mount the config ConfigMap as a directory, not one file
+                  through subPath: subPath mounts never see a changed
+                  ConfigMap, and serve re-reads the file before each run
+  resources       instead of bootstrap.resources
+  container       YAML added to the container (ports, probes)
+  pod             YAML added to the pod spec (terminationGracePeriodSeconds)
 */}}
 {{- define "health-platform.bootstrap.pod" -}}
 {{- $root := .root -}}
 {{- $b := $root.Values.bootstrap -}}
-{{- $out := $b.secrets.output -}}
-serviceAccountName: {{ include "health-platform.bootstrap.name" $root }}
+serviceAccountName: {{ .serviceAccount | default (include "health-platform.bootstrap.name" $root) }}
 # The API token only when bootstrap talks to the API server: Secrets go to
 # the cluster, or the sealing certificate comes from the controller.
-automountServiceAccountToken: {{ or (and (ne $out.type "none") (eq $out.target "cluster")) (and (eq $out.type "sealed") (not $out.sealing.cert)) }}
-restartPolicy: Never
+automountServiceAccountToken: {{ include "health-platform.bootstrap.needsAPI" $root }}
+restartPolicy: {{ .restartPolicy | default "Never" }}
 enableServiceLinks: false
+{{- with .pod }}
+{{ . }}
+{{- end }}
 {{- with $b.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -244,18 +255,25 @@ containers:
       {{- toYaml .args | nindent 6 }}
     env:
       - name: BOOTSTRAP_CONFIG
-        value: /etc/bootstrap/bootstrap.yaml
+        value: {{ if .configDir }}/etc/bootstrap/config/bootstrap.yaml{{ else }}/etc/bootstrap/bootstrap.yaml{{ end }}
       {{- with $b.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
+    {{- with .container }}
+    {{- . | nindent 4 }}
+    {{- end }}
     resources:
-      {{- toYaml $b.resources | nindent 6 }}
+      {{- toYaml (.resources | default $b.resources) | nindent 6 }}
     securityContext:
       {{- toYaml $b.containerSecurityContext | nindent 6 }}
     volumeMounts:
       - name: config
+        {{- if .configDir }}
+        mountPath: /etc/bootstrap/config
+        {{- else }}
         mountPath: /etc/bootstrap/bootstrap.yaml
         subPath: bootstrap.yaml
+        {{- end }}
         readOnly: true
       {{- if include "health-platform.migrations" $root }}
       - name: migrations
@@ -288,6 +306,188 @@ volumes:
   {{- with $b.extraVolumes }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+{{- end -}}
+
+{{/*
+health-platform.bootstrap.needsAPI is "true" when bootstrap talks to the API
+server (Secrets go to the cluster, or the sealing certificate comes from the
+controller), else "false": whether its pods get a token and a Role.
+*/}}
+{{- define "health-platform.bootstrap.needsAPI" -}}
+{{- $out := .Values.bootstrap.secrets.output -}}
+{{- or (and (ne $out.type "none") (eq $out.target "cluster")) (and (eq $out.type "sealed") (not $out.sealing.cert)) -}}
+{{- end -}}
+
+{{/*
+health-platform.bootstrap.rbac renders one bootstrap identity: its
+ServiceAccount, the Role and RoleBinding in the release namespace, and the
+Role and RoleBinding for the sealing certificate in the controller's
+namespace. The rules are the least the secrets phase needs
+(internal/secrets/sink.RBAC): write the SealedSecrets (or, for output.type
+plain, the Secrets) named in the config, read and annotate the Secrets of
+those names, and read the sealing certificate through the controller's
+Service. Namespaced Roles only: no wildcard, no cluster scope. Both identities
+render from here, so their rules cannot drift apart:
+  suffix ""       the hook Jobs' <release>-bootstrap; hooks (.hook) with
+                  weights below the secrets Job, because ordinary release
+                  objects do not exist yet when pre-install hooks run
+  suffix "serve"  the serve Deployment's <release>-bootstrap-serve; ordinary
+                  objects, since hooks are deleted and recreated on every
+                  upgrade (before-hook-creation), which would revoke a
+                  running daemon's token
+*/}}
+{{- define "health-platform.bootstrap.rbac" -}}
+{{- $root := .root -}}
+{{- $m := include "health-platform.model" $root | fromYaml -}}
+{{- $out := $m.config.secrets.output -}}
+{{- $name := include "health-platform.bootstrap.name" $root -}}
+{{- $certRole := include "health-platform.bootstrap.suffixed" (dict "root" $root "suffix" "sealing-cert") -}}
+{{- if .suffix -}}
+{{- $name = include "health-platform.bootstrap.suffixed" (dict "root" $root "suffix" .suffix) -}}
+{{- $certRole = include "health-platform.bootstrap.suffixed" (dict "root" $root "suffix" (printf "%s-sealing-cert" .suffix)) -}}
+{{- end -}}
+{{- $hook := .hook -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "health-platform.bootstrap.labels" $root | nindent 4 }}
+    {{- with .labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if $hook }}
+  annotations:
+    {{- include "health-platform.hook" (dict "hook" $hook "weight" -30) | nindent 4 }}
+  {{- end }}
+automountServiceAccountToken: false
+{{- if and (ne $out.type "none") (eq $out.target "cluster") }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "health-platform.bootstrap.labels" $root | nindent 4 }}
+    {{- with .labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if $hook }}
+  annotations:
+    {{- include "health-platform.hook" (dict "hook" $hook "weight" -30) | nindent 4 }}
+  {{- end }}
+rules:
+  {{- if eq $out.type "sealed" }}
+  # create cannot be limited by name (the name is not part of the request
+  # when it is authorized); SealedSecrets hold only ciphertext.
+  - apiGroups: [bitnami.com]
+    resources: [sealedsecrets]
+    verbs: [create]
+  - apiGroups: [bitnami.com]
+    resources: [sealedsecrets]
+    resourceNames:
+      {{- toYaml $m.secrets | nindent 6 }}
+    verbs: [get, update]
+  # get: does a plain Secret of that name exist, has the controller unsealed
+  # it; patch: annotate an existing plain Secret managed (metadata only) so
+  # the controller may take it over. Only the Secrets bootstrap delivers.
+  - apiGroups: [""]
+    resources: [secrets]
+    resourceNames:
+      {{- toYaml $m.secrets | nindent 6 }}
+    verbs: [get, patch]
+  {{- else }}
+  # output.type plain: ordinary Secrets, written directly.
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [create]
+  - apiGroups: [""]
+    resources: [secrets]
+    resourceNames:
+      {{- toYaml $m.secrets | nindent 6 }}
+    verbs: [get, update]
+  {{- end }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "health-platform.bootstrap.labels" $root | nindent 4 }}
+    {{- with .labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if $hook }}
+  annotations:
+    {{- include "health-platform.hook" (dict "hook" $hook "weight" -25) | nindent 4 }}
+  {{- end }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $name }}
+    namespace: {{ $root.Release.Namespace }}
+{{- end }}
+{{- if and (eq $out.type "sealed") (not $out.sealing.cert) }}
+{{- $ctl := $out.sealing.controllerName }}
+---
+# Fetching the controller's certificate: GET the Service, then its
+# /v1/cert.pem through the API server's service proxy. Only that Service, in
+# the controller's namespace.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $certRole }}
+  namespace: {{ $out.sealing.controllerNamespace }}
+  labels:
+    {{- include "health-platform.bootstrap.labels" $root | nindent 4 }}
+    {{- with .labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if $hook }}
+  annotations:
+    {{- include "health-platform.hook" (dict "hook" $hook "weight" -30) | nindent 4 }}
+  {{- end }}
+rules:
+  - apiGroups: [""]
+    resources: [services]
+    resourceNames: [{{ $ctl }}]
+    verbs: [get]
+  # The proxy's resource name is scheme:name:port, as bootstrap (like
+  # kubeseal) requests /services/http:NAME:http/proxy/v1/cert.pem.
+  - apiGroups: [""]
+    resources: [services/proxy]
+    resourceNames: ["http:{{ $ctl }}:http"]
+    verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $certRole }}
+  namespace: {{ $out.sealing.controllerNamespace }}
+  labels:
+    {{- include "health-platform.bootstrap.labels" $root | nindent 4 }}
+    {{- with .labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if $hook }}
+  annotations:
+    {{- include "health-platform.hook" (dict "hook" $hook "weight" -25) | nindent 4 }}
+  {{- end }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $certRole }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $name }}
+    namespace: {{ $root.Release.Namespace }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -328,4 +528,86 @@ release objects do not exist yet when pre-install hooks run.
 helm.sh/hook: {{ .hook }}
 helm.sh/hook-weight: {{ .weight | quote }}
 helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}
+
+{{/*
+health-platform.bootstrap.serve.monitor returns (as YAML) whether the serve
+Deployment gets a ServiceMonitor and where: {render, namespace}. With
+serviceMonitor.enabled auto it follows the data services: one exactly when
+any of them has a ServiceMonitor, so the Prometheus Operator (and its CRD) is
+known to be there. The namespace is serviceMonitor.namespace, else the one
+the data services' ServiceMonitors use (they must agree), else the release
+namespace.
+*/}}
+{{- define "health-platform.bootstrap.serve.monitor" -}}
+{{- $sm := .Values.bootstrap.serve.serviceMonitor | default dict -}}
+{{- $infra := .Values.infrastructure | default dict -}}
+{{- $nss := list -}}
+{{- if $infra.enabled -}}
+{{- range $alias := keys $infra | sortAlpha -}}
+{{- $v := get $infra $alias -}}
+{{- if and (kindIs "map" $v) (get $v "enabled") (dig "metrics" "serviceMonitor" "enabled" false $v) -}}
+{{- $nss = append $nss (dig "metrics" "serviceMonitor" "namespace" "" $v | default $.Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $nss = uniq $nss -}}
+{{- $mode := toString (hasKey $sm "enabled" | ternary $sm.enabled "auto") -}}
+{{- $render := or (eq $mode "true") (and (eq $mode "auto") (gt (len $nss) 0)) -}}
+{{- $ns := $sm.namespace -}}
+{{- if and $render (not $ns) -}}
+{{- if gt (len $nss) 1 -}}
+{{- fail (printf "bootstrap.serve.serviceMonitor.namespace: the data services' ServiceMonitors are in %s; say which one the bootstrap daemon's goes to" (join ", " $nss)) -}}
+{{- end -}}
+{{- $ns = first $nss | default .Release.Namespace -}}
+{{- end -}}
+{{- toYaml (dict "render" $render "namespace" $ns) -}}
+{{- end -}}
+
+{{/*
+health-platform.bootstrap.serve.selector: the labels that pick the serve
+Deployment's pod (the Deployment's selector, the Service's, the
+ServiceMonitor's); phase serve tells it from the hook Jobs' pods.
+*/}}
+{{- define "health-platform.bootstrap.serve.selector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: bootstrap
+app.kubernetes.io/phase: serve
+{{- end -}}
+
+{{/*
+health-platform.bootstrap.serve.container: the serve container's port and
+probes. The listener is up before the first run starts, so the startup
+probe passes within seconds; /healthz answers while the process runs, so
+only a hung process is restarted. /readyz is 503 until a run has succeeded
+(the first one waits up to defaults.waitTimeout for the data services) and
+after a failed one: that marks the pod unready, which restarts nothing.
+*/}}
+{{- define "health-platform.bootstrap.serve.container" -}}
+ports:
+  - name: metrics
+    containerPort: 8080
+    protocol: TCP
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: metrics
+  periodSeconds: 2
+  timeoutSeconds: 2
+  failureThreshold: 30
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: metrics
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: metrics
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
 {{- end -}}
