@@ -166,9 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	start := time.Now()
-	report := execute(ctx, cfg, o, include, log, stderr)
-	report.DurationMs = time.Since(start).Milliseconds()
+	report := timed(ctx, cfg, o, include, log, stderr)
 	if err := printReport(stdout, o, report); err != nil {
 		log.Error("print report", "error", err)
 		return exitFailed
@@ -181,6 +179,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// timed runs execute and records its duration in the report.
+func timed(ctx context.Context, cfg *config.Config, o options, include func(string) bool, log *slog.Logger, stderr io.Writer) *reconcile.Report {
+	start := time.Now()
+	report := execute(ctx, cfg, o, include, log, stderr)
+	report.DurationMs = time.Since(start).Milliseconds()
+	return report
 }
 
 // invalid prints config or flag problems, one per line, and returns 2.
@@ -326,10 +332,7 @@ func serve(ctx context.Context, o options, cfg *config.Config, log *slog.Logger,
 				ctx, cancel = context.WithTimeout(ctx, o.timeout)
 				defer cancel()
 			}
-			start := time.Now()
-			rep := execute(ctx, cfg, o, include, log, stderr)
-			rep.DurationMs = time.Since(start).Milliseconds()
-			return rep
+			return timed(ctx, cfg, o, include, log, stderr)
 		},
 	}
 	if err := d.Run(ctx, o.listen); err != nil {
