@@ -37,17 +37,23 @@ put minio-root-password "$BOOTSTRAP_TEST_MINIO_PASSWORD"
 put rabbitmq-admin "$BOOTSTRAP_TEST_RABBITMQ_PASSWORD"
 
 BIN=${BOOTSTRAP_BIN:-bin/bootstrap}
+# Logs at warn: the plan and the report (stdout) are what the demo shows;
+# BOOTSTRAP_LOG_LEVEL=info adds every change as a log line.
+LOG=(--log-level "${BOOTSTRAP_LOG_LEVEL:-warn}")
+# Logs at warn: the plan and the report (stdout) are what the demo shows;
+# BOOTSTRAP_LOG_LEVEL=info shows every change as a log line too.
+LOG=(--log-level "${BOOTSTRAP_LOG_LEVEL:-warn}")
 CONFIG=examples/local.yaml
 echo "== bootstrap validate -f $CONFIG"
 "$BIN" validate -f "$CONFIG"
 echo
 echo "== bootstrap plan -f $CONFIG"
-"$BIN" plan -f "$CONFIG"
+"$BIN" plan -f "$CONFIG" "${LOG[@]}"
 echo
 echo "== bootstrap apply -f $CONFIG"
-"$BIN" apply -f "$CONFIG"
+"$BIN" apply -f "$CONFIG" "${LOG[@]}"
 echo
 echo "== bootstrap verify -f $CONFIG"
-"$BIN" verify -f "$CONFIG"
+"$BIN" verify -f "$CONFIG" "${LOG[@]}"
 echo
 echo "Done. Secrets are in $BOOTSTRAP_SECRETS_DIR (0600); run 'make demo' again: it changes nothing."
