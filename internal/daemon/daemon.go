@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
@@ -31,12 +32,11 @@ type Daemon struct {
 	Reconcile func(ctx context.Context) *reconcile.Report
 	Logger    *slog.Logger
 
-	reg     *prometheus.Registry
-	m       metrics
-	mu      sync.Mutex
-	last    *reconcile.Report
-	lastErr string
-	runs    int
+	reg  *prometheus.Registry
+	m    metrics
+	mu   sync.Mutex
+	last *reconcile.Report
+	runs int
 }
 
 type metrics struct {
@@ -78,7 +78,7 @@ func (d *Daemon) init() {
 		}, []string{"target"}),
 	}
 	d.reg.MustRegister(d.m.reconciles, d.m.duration, d.m.changes, d.m.drift, d.m.lastSuccess, d.m.targetUp,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
 // Handler serves /healthz, /readyz and /metrics.
