@@ -28,9 +28,11 @@ bench:
 	scripts/testenv.sh up >/dev/null
 	scripts/bench.sh
 
+## lint: gofmt, go vet, staticcheck
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 60s ./internal/config
@@ -52,8 +54,10 @@ image:
 chart-deps:
 	helm dependency build charts/health-platform/charts/infrastructure
 
-## chart-lint: lint the umbrella with default and production values
-chart-lint:
+## chart-## lint: gofmt, go vet, staticcheck
+lint: lint the umbrella with default and production values
+chart-## lint: gofmt, go vet, staticcheck
+lint:
 	helm lint --strict charts/health-platform
 	helm lint --strict charts/health-platform -f charts/health-platform/values-production.yaml
 
