@@ -1,6 +1,7 @@
 # The README's commands. `make demo` and `make test` work on a fresh machine.
 SHELL := /bin/bash
 GO ?= go
+HELM ?= helm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/bootstrap
@@ -52,14 +53,12 @@ image:
 
 ## chart-deps: fetch the Bitnami charts the infrastructure subchart depends on (needs registry-1.docker.io)
 chart-deps:
-	helm dependency build charts/health-platform/charts/infrastructure
+	$(HELM) dependency build charts/health-platform/charts/infrastructure
 
-## chart-## lint: gofmt, go vet, staticcheck
-lint: lint the umbrella with default and production values
-chart-## lint: gofmt, go vet, staticcheck
-lint:
-	helm lint --strict charts/health-platform
-	helm lint --strict charts/health-platform -f charts/health-platform/values-production.yaml
+## chart-lint: lint the umbrella with default and production values
+chart-lint:
+	$(HELM) lint --strict charts/health-platform
+	$(HELM) lint --strict charts/health-platform -f charts/health-platform/values-production.yaml
 
 ## compose-up: the six services and bootstrap locally (needs a Docker engine)
 compose-up:
