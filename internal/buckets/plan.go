@@ -188,6 +188,11 @@ func (t *Target) bucketChanges(b config.Bucket, st *bucketState) ([]reconcile.Ch
 		}
 		changes = append(changes, ch)
 	}
+	// A bucket and its settings depend on each other, not on other
+	// buckets: one failing bucket does not hold up the rest.
+	for i := range changes {
+		changes[i].Group = "bucket/" + b.Name
+	}
 	return changes, nil
 }
 

@@ -214,8 +214,12 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 			}
 		}
 	}
-	stopped := false
+	// failed holds the groups with a failed write; "" (ungrouped) means
+	// every later ungrouped change is skipped as well.
+	failed := map[string]bool{}
+	anyFailed := false
 	for _, c := range changes {
+		blocked := failed[c.Group] || (c.Group == "" && anyFailed)
 		res := Result{Resource: c.Resource, Action: c.Action, Detail: c.Detail}
 		switch {
 		case c.Drift != "":
@@ -229,7 +233,7 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 			if c.Detail != "" {
 				res.Error += " (" + c.Detail + ")"
 			}
-		case stopped && c.Action != Check:
+		case blocked && c.Action != Check:
 			res.Status = Skipped
 		case ctx.Err() != nil:
 			res.Status, res.Error = Skipped, ctx.Err().Error()
@@ -242,9 +246,12 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 			switch {
 			case err != nil:
 				res.Status, res.Error = Failed, err.Error()
-				// A failed write stops the target: later steps may depend
-				// on it (a database on its owner). A failed check does not.
-				stopped = stopped || c.Action != Check
+				// Later steps may depend on a failed write (a database on
+				// its owner): they are skipped, within its group. A
+				// failed check blocks nothing.
+				if c.Action != Check {
+					failed[c.Group], anyFailed = true, true
+				}
 			case c.Action == Check:
 				res.Status = OK
 			default:

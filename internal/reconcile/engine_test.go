@@ -15,6 +15,7 @@ type memTarget struct {
 	want       []string
 	have       map[string]bool
 	failApply  string // resource whose apply fails
+	grouped    bool   // each thing is a group of its own
 	failCheck  bool
 	downFor    int // Connect fails this many times
 	permanent  bool
@@ -53,7 +54,11 @@ func (m *memTarget) Plan(ctx context.Context) ([]Change, error) {
 			cs = append(cs, Change{Resource: r, Action: Noop})
 			continue
 		}
-		cs = append(cs, Change{Resource: r, Action: Create, Apply: func(ctx context.Context) error {
+		group := ""
+		if m.grouped {
+			group = w
+		}
+		cs = append(cs, Change{Resource: r, Action: Create, Group: group, Apply: func(ctx context.Context) error {
 			if r == m.failApply {
 				return errors.New("boom")
 			}
@@ -108,6 +113,17 @@ func TestFailedWriteSkipsRestButNotChecks(t *testing.T) {
 	m := &memTarget{name: "mem/a", want: []string{"x", "y", "z"}, have: map[string]bool{}, failApply: "mem/a/thing/y"}
 	st := statuses(Run(context.Background(), []Target{m}, Options{Mode: ModeApply}))
 	want := map[string]Status{"mem/a/thing/x": Applied, "mem/a/thing/y": Failed, "mem/a/thing/z": Skipped, "mem/a/check/ping": OK}
+	for r, s := range want {
+		if st[r] != s {
+			t.Errorf("%s: %s, want %s", r, st[r], s)
+		}
+	}
+}
+
+func TestFailureSkipsOnlyItsGroup(t *testing.T) {
+	m := &memTarget{name: "mem/a", want: []string{"x", "y", "z"}, have: map[string]bool{}, failApply: "mem/a/thing/y", grouped: true}
+	st := statuses(Run(context.Background(), []Target{m}, Options{Mode: ModeApply}))
+	want := map[string]Status{"mem/a/thing/x": Applied, "mem/a/thing/y": Failed, "mem/a/thing/z": Applied}
 	for r, s := range want {
 		if st[r] != s {
 			t.Errorf("%s: %s, want %s", r, st[r], s)

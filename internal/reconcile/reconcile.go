@@ -49,6 +49,12 @@ type Change struct {
 	// names the property, both values and the remedy; the rest of the
 	// target still applies and the run exits 1.
 	Drift string
+	// Group names the changes this one depends on. A failed write skips
+	// the later changes of its own group and every later ungrouped change;
+	// changes of other groups still apply. Empty means "depends on every
+	// change before it" (the safe default: a database after its owner).
+	// A backend groups what is independent: one bucket and its settings.
+	Group string
 	// Apply performs the change; nil for Noop and Drift changes. For a
 	// Check it runs the probe. It must be idempotent: a retried or
 	// concurrent Apply of the same change succeeds.
