@@ -23,6 +23,9 @@ BEGIN {
   # (process start, six logins, SCRAM on each PostgreSQL connection) and is
   # shown as measured, not judged.
   none["BenchmarkPlatform/x-cold"] = 1
+  # 200 buckets: creating a bucket is one PUT, checking one is two or more
+  # GETs (S3 has no batch read), so a no-op cannot be 10x cheaper than the
+  # cold run; judged against the target all the same, and explained.
   print "# Benchmarks"
   print ""
   print "Measured by `make bench` on " date " (" host "), one iteration each; every ratio is"
@@ -31,6 +34,16 @@ BEGIN {
   print "Baselines: `psql -f` of the same DDL (PostgreSQL), one `POST /api/definitions` of the same"
   print "objects (RabbitMQ), a sequential `curl --aws-sigv4` loop (MinIO), a plain go-redis SET/GET/DEL"
   print "(Redis), the cold run itself (no-op rows). Peak RSS is the bootstrap process'"'"'s own (rusage)."
+  print ""
+  print "No-op ratios: the 0.1x target holds where creating is expensive (CREATE DATABASE, queue"
+  print "declarations). A bucket is created by one PUT but checked by two or more GETs (location, object"
+  print "lock, each declared setting; S3 has no batch read), so 200 buckets no-op at ~0.3x cold; the"
+  print "six-service platform'"'"'s cold run is ~150 ms, so its no-op is mostly fixed cost (process start,"
+  print "six logins, SCRAM per PostgreSQL connection) and is shown, not judged."
+  print ""
+  print "BenchmarkDiff is slow on purpose: deciding whether a sealed Secret is unchanged recomputes a"
+  print "salted argon2id hash of its plaintext (64 MiB, 3 passes) instead of re-sealing, so the hash kept"
+  print "on the object is expensive to guess from; the ratio is against re-sealing."
   print ""
   print "| benchmark | metric | value | target | ok |"
   print "|---|---|---|---|---|"
