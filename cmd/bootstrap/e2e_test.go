@@ -28,6 +28,7 @@ type world struct {
 	redis    map[string]testenv.RedisServer
 	id       string
 	secrets  map[string]string // every credential value used, for leak scans
+	mu       sync.Mutex        // guards outputs: concurrent runs record at once
 	outputs  bytes.Buffer      // every stdout and stderr of every run
 	pgHealth string            // address the health instance is reached at
 }
@@ -142,6 +143,8 @@ func (w *world) cleanup() {
 
 // record keeps outputs for this test's scan and the suite's.
 func (w *world) record(outs ...[]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, o := range outs {
 		w.outputs.Write(o)
 		suite.output(o)
@@ -276,22 +279,9 @@ func TestEndToEnd(t *testing.T) {
 		c := w.admin("health")
 		_, _ = c.Exec(context.Background(), "DROP DATABASE "+w.id+"_db WITH (FORCE)")
 		c.Close(context.Background())
-		var wg sync.WaitGroup
-		codes := make([]int, 2)
-		outs := make([]bytes.Buffer, 4)
-		for i := range codes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				codes[i] = run(context.Background(), []string{"apply", "-f", cfg, "-o", "json"}, &outs[2*i], &outs[2*i+1])
-			}()
-		}
-		wg.Wait()
-		for i := range outs {
-			w.record(outs[i].Bytes())
-		}
+		codes, stderrs := w.applyConcurrently(cfg, 2)
 		if codes[0] != 0 || codes[1] != 0 {
-			t.Fatalf("concurrent applies exited %v:\n%s\n%s", codes, outs[1].String(), outs[3].String())
+			t.Fatalf("concurrent applies exited %v:\n%s\n%s", codes, stderrs[0], stderrs[1])
 		}
 		if code, rep := w.run("verify", "-f", cfg); code != 0 {
 			t.Fatalf("verify after concurrent applies: exit %d, failed %v", code, rep.Failed())

@@ -200,28 +200,35 @@ func TestSIGTERMMidRun(t *testing.T) {
 	}
 }
 
+// applyConcurrently starts n applies at the same moment and returns their
+// exit codes and stderr.
+func (w *world) applyConcurrently(cfg string, n int) ([]int, []string) {
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	stderrs := make([]string, n)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var stdout, stderr bytes.Buffer
+			codes[i] = run(context.Background(), []string{"apply", "-f", cfg, "-o", "json"}, &stdout, &stderr)
+			w.record(stdout.Bytes(), stderr.Bytes())
+			stderrs[i] = stderr.String()
+		}()
+	}
+	wg.Wait()
+	return codes, stderrs
+}
+
 // TestFiveConcurrentApplies: five runs at the same moment all succeed and
 // leave one result.
 func TestFiveConcurrentApplies(t *testing.T) {
 	w := newWorld(t)
 	cfg := w.config("60s")
-	var wg sync.WaitGroup
-	codes := make([]int, 5)
-	outs := make([]bytes.Buffer, 10)
-	for i := range codes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i] = run(context.Background(), []string{"apply", "-f", cfg, "-o", "json"}, &outs[2*i], &outs[2*i+1])
-		}()
-	}
-	wg.Wait()
-	for i := range outs {
-		w.record(outs[i].Bytes())
-	}
+	codes, stderrs := w.applyConcurrently(cfg, 5)
 	for i, c := range codes {
 		if c != 0 {
-			t.Errorf("run %d exited %d:\n%s", i, c, outs[2*i+1].String())
+			t.Errorf("run %d exited %d:\n%s", i, c, stderrs[i])
 		}
 	}
 	if code, rep := w.run("apply", "-f", cfg); code != 0 || summaryWrites(rep) != 0 {
