@@ -17,17 +17,22 @@
 #   static token (group system:masters) kept in a 0600 token file, so no
 #   password or token ever appears on a command line. Authorization is RBAC,
 #   so tests can check least-privilege Roles with ServiceAccount tokens.
-# - The SealedSecret CRD from the sealed-secrets module is installed.
+# - The SealedSecret CRD from the sealed-secrets module and the ServiceMonitor
+#   CRD from the prometheus-operator module are installed.
 #
 # The env file gets BOOTSTRAP_TEST_KUBECONFIG, BOOTSTRAP_TEST_KUBE_APISERVER,
 # BOOTSTRAP_TEST_KUBE_CA, BOOTSTRAP_TEST_KUBECTL, BOOTSTRAP_TEST_KUBESEAL,
-# BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER and BOOTSTRAP_TEST_SEALED_SECRETS_CRD.
+# BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER, BOOTSTRAP_TEST_SEALED_SECRETS_CRD and
+# BOOTSTRAP_TEST_SERVICEMONITOR_CRD.
 #
 # `scripts/testenv.sh up kube` builds on first use (several minutes on two
 # cores); `KUBE_BUILD_ONLY=1 scripts/testenv.sh up kube` only builds.
 
 KUBE_VERSION=v1.34.4
 SEALED_SECRETS_VERSION=v0.27.1
+# The Prometheus Operator's CRDs ship in its Go module: the ServiceMonitor
+# CRD comes from there, so the charts' ServiceMonitors meet the real schema.
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
 KUBE_API_PORT=36443
 KUBE_ETCD_PORT=32379
 KUBE_ETCD_PEER_PORT=32380
@@ -92,12 +97,19 @@ kube_build_sealed_secrets() {
   rm -rf "$tmp"
 }
 
+# module_dir MODULE@VERSION: where the Go module cache keeps a module.
+module_dir() {
+  (cd /tmp && GOFLAGS= go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+}
+
 # kube_crd: the SealedSecret CRD shipped in the sealed-secrets module.
 kube_crd() {
-  local dir
-  dir=$(cd /tmp && GOFLAGS= go mod download -json "github.com/bitnami-labs/sealed-secrets@$SEALED_SECRETS_VERSION" |
-    sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  echo "$dir/helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml"
+  echo "$(module_dir "github.com/bitnami-labs/sealed-secrets@$SEALED_SECRETS_VERSION")/helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml"
+}
+
+# kube_servicemonitor_crd: the ServiceMonitor CRD of the Prometheus Operator.
+kube_servicemonitor_crd() {
+  echo "$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
 }
 
 kube_need_etcd() {
@@ -214,12 +226,15 @@ kube_up() {
     --enable-priority-and-fairness=false --profiling=false --cert-dir "$d/pki"
   wait_for kube-apiserver "$d/log/apiserver.log" kube_api_ready ||
     die "kube: kube-apiserver not ready on $HOST:$KUBE_API_PORT (log: $d/log/apiserver.log)"
-  crd=$(kube_crd)
-  [ -f "$crd" ] || die "kube: SealedSecret CRD not found at $crd"
-  "$KUBE_BIN/kubectl" --kubeconfig "$d/kubeconfig" apply -f "$crd" >"$d/log/crd.log" 2>&1 ||
-    { cat "$d/log/crd.log" >&2; die "kube: could not install the SealedSecret CRD"; }
+  : >"$d/log/crd.log"
+  for crd in "$(kube_crd)" "$(kube_servicemonitor_crd)"; do
+    [ -f "$crd" ] || die "kube: CRD not found at $crd"
+    "$KUBE_BIN/kubectl" --kubeconfig "$d/kubeconfig" apply --server-side --force-conflicts -f "$crd" >>"$d/log/crd.log" 2>&1 ||
+      { cat "$d/log/crd.log" >&2; die "kube: could not install the CRD $crd"; }
+  done
   "$KUBE_BIN/kubectl" --kubeconfig "$d/kubeconfig" wait --for condition=established --timeout 60s \
-    crd/sealedsecrets.bitnami.com >>"$d/log/crd.log" 2>&1 || die "kube: SealedSecret CRD not established"
+    crd/sealedsecrets.bitnami.com crd/servicemonitors.monitoring.coreos.com >>"$d/log/crd.log" 2>&1 ||
+    die "kube: CRDs not established (log: $d/log/crd.log)"
 }
 
 kube_down() {
@@ -240,4 +255,5 @@ kube_env() {
   echo "export BOOTSTRAP_TEST_KUBESEAL='$SEALED_BIN/kubeseal'"
   echo "export BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER='$SEALED_BIN/controller'"
   echo "export BOOTSTRAP_TEST_SEALED_SECRETS_CRD='$(kube_crd)'"
+  echo "export BOOTSTRAP_TEST_SERVICEMONITOR_CRD='$(kube_servicemonitor_crd)'"
 }
