@@ -229,10 +229,8 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 		case r.opts.Mode == ModePlan:
 			res.Status = Planned
 		case r.opts.Mode == ModeVerify && c.Action != Check:
+			// Detail, reported beside it, says what differs.
 			res.Status, res.Error = Failed, fmt.Sprintf("drift: %s needed", c.Action)
-			if c.Detail != "" {
-				res.Error += " (" + c.Detail + ")"
-			}
 		case blocked && c.Action != Check:
 			res.Status = Skipped
 		case ctx.Err() != nil:
