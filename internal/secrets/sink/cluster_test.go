@@ -121,7 +121,7 @@ func TestClusterSealedIdempotentAndTakesOver(t *testing.T) {
 	run(t, newTarget(), reconcile.ModeVerify)
 	creds["pg-health-admin"] = testCreds()["redis-health"]
 	res := reconcile.Run(ctx, []reconcile.Target{newTarget()}, reconcile.Options{Mode: reconcile.ModeVerify})
-	if res[0].Status != reconcile.Failed || !strings.Contains(res[0].Error, "values changed") {
+	if res[0].Status != reconcile.Failed || !strings.Contains(res[0].Error, "drift") || !strings.Contains(res[0].Detail, "values changed") {
 		t.Fatalf("verify after a change: %+v", res[0])
 	}
 }
