@@ -277,7 +277,14 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	for _, p := range t.cfg.Policies {
 		out = append(out, t.planPolicy(s, p))
 	}
+	// Exchanges, queues and bindings are declared in batches (the first
+	// change of a kind in a vhost declares all of them) and each change
+	// reports its own object's result. So each is a failure group of its
+	// own: a failed queue does not mark the others skipped when the batch
+	// already declared them, and a binding to it fails on its own, naming
+	// the missing queue.
 	d := newDeclarer(t)
+	topology := len(out)
 	for _, x := range t.cfg.Exchanges {
 		out = append(out, t.planExchange(s, d, x))
 	}
@@ -286,6 +293,9 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	}
 	for _, b := range t.cfg.Bindings {
 		out = append(out, t.planBinding(s, d, b))
+	}
+	for i := topology; i < len(out); i++ {
+		out[i].Group = out[i].Resource
 	}
 	return out, nil
 }
