@@ -129,3 +129,16 @@ func TestCleanReason(t *testing.T) {
 		t.Errorf("cleanReason = %q, want %q", got, want)
 	}
 }
+
+func TestBindingResource(t *testing.T) {
+	plain := bindingResource("rabbitmq/e", "v", "x", "queue", "q", "k", nil)
+	if plain != "rabbitmq/e/binding/v/x/queue/q/k" {
+		t.Errorf("without arguments: %s", plain)
+	}
+	a := bindingResource("rabbitmq/e", "v", "x", "queue", "q", "", map[string]any{"x-match": "all", "type": "a"})
+	b := bindingResource("rabbitmq/e", "v", "x", "queue", "q", "", map[string]any{"x-match": "all", "type": "b"})
+	again := bindingResource("rabbitmq/e", "v", "x", "queue", "q", "", map[string]any{"type": "a", "x-match": "all"})
+	if a == b || a != again || !strings.HasPrefix(a, "rabbitmq/e/binding/v/x/queue/q/@args-") {
+		t.Errorf("with arguments: %s, %s, %s", a, b, again)
+	}
+}

@@ -2,6 +2,8 @@ package amqp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -800,12 +802,25 @@ func queueDetail(q config.RMQQueue, typ string) string {
 
 // --- bindings ---
 
+// bindingResource names a binding .../binding/VHOST/SOURCE/TYPE/DEST/KEY;
+// bindings that differ only in their arguments (headers exchanges) get
+// "@args-" and a short hash of the arguments appended, so each has a name
+// of its own in the report.
+func bindingResource(target, vhost, src, dtype, dst, key string, args map[string]any) string {
+	r := reconcile.Resource(target, "binding", vhost, src, dtype, dst, key)
+	if len(args) == 0 {
+		return r
+	}
+	sum := sha256.Sum256([]byte(argsKey(args)))
+	return r + "@args-" + hex.EncodeToString(sum[:4])
+}
+
 func (t *Target) planBinding(s *state, d *declarer, b config.RMQBinding) reconcile.Change {
 	dtype := b.DestinationType
 	if dtype == "" {
 		dtype = "queue"
 	}
-	c := reconcile.Change{Resource: reconcile.Resource(t.name, "binding", b.VHost, b.Source, dtype, b.Destination, b.RoutingKey)}
+	c := reconcile.Change{Resource: bindingResource(t.name, b.VHost, b.Source, dtype, b.Destination, b.RoutingKey, b.Arguments)}
 	if s.bindings[bindingKey(b.VHost, b.Source, dtype, b.Destination, b.RoutingKey, b.Arguments)] {
 		c.Action = reconcile.Noop
 		return c
