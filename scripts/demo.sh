@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/testenv.sh up >/dev/null
+# Only the six services: the demo needs no Kubernetes, Helm or qemu.
+scripts/testenv.sh up postgres redis rabbitmq minio >/dev/null
 DIR=${BOOTSTRAP_TESTENV_DIR:-/var/tmp/bootstrap-testenv}
 # shellcheck disable=SC1091
 . "$DIR/env"
