@@ -7,7 +7,6 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"fmt"
 )
 
 // Action is what a change does to its resource.
@@ -127,14 +126,3 @@ func Resource(target string, parts ...string) string {
 	}
 	return s
 }
-
-// ErrDrift is wrapped by errors that report drift found by verify.
-var ErrDrift = errors.New("drift")
-
-// DriftError says what verify found out of place.
-type DriftError struct{ Resources []string }
-
-func (e *DriftError) Error() string {
-	return fmt.Sprintf("drift in %d resource(s)", len(e.Resources))
-}
-func (e *DriftError) Unwrap() error { return ErrDrift }
