@@ -1858,7 +1858,7 @@ func TestBinaryStaticMultiArch(t *testing.T) {
 
 	t.Run("nonroot", func(t *testing.T) {
 		if os.Geteuid() != 0 {
-			t.Skip("switching to uid 65532 needs root")
+			testenv.Missing(t, "root (to run the binary as uid 65532)")
 		}
 		cfg := filepath.Join(dir, "bootstrap.yaml")
 		if err := os.WriteFile(cfg, bootstrapConfig(t, render(t, namespace)), 0o644); err != nil {

@@ -25,7 +25,7 @@ func BenchmarkBuckets200(b *testing.B) {
 	e := newEnv(b)
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		b.Skip("curl is not installed")
+		testenv.Missing(b, "curl (the baseline)")
 	}
 	cfgFile := filepath.Join(b.TempDir(), "curl.cfg")
 	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, "user = \"%s:%s\"\n", e.srv.AccessKey, e.srv.SecretKey), 0o600); err != nil {

@@ -547,13 +547,7 @@ func (v *validator) rabbitmq() {
 		for j, x := range r.Exchanges {
 			xp := fmt.Sprintf("%s.exchanges[%d]", p, j)
 			vhost(xp+".vhost", x.VHost)
-			if v.rmqName(xp+".name", x.Name) {
-				if strings.HasPrefix(x.Name, "amq.") {
-					v.add(xp+".name", "names starting with amq. are reserved by RabbitMQ")
-				}
-				v.dup(xs, x.VHost+"/"+x.Name, xp+".name", "exchange")
-				exchanges[x.VHost+"\x00"+x.Name] = true
-			}
+			v.rmqObject(xp+".name", x.VHost, x.Name, "exchange", xs, exchanges)
 			if v.required(xp+".type", x.Type) && !strings.HasPrefix(x.Type, "x-") {
 				v.enum(xp+".type", x.Type, "direct", "fanout", "topic", "headers")
 			}
@@ -563,13 +557,7 @@ func (v *validator) rabbitmq() {
 		for j, q := range r.Queues {
 			qp := fmt.Sprintf("%s.queues[%d]", p, j)
 			vhost(qp+".vhost", q.VHost)
-			if v.rmqName(qp+".name", q.Name) {
-				if strings.HasPrefix(q.Name, "amq.") {
-					v.add(qp+".name", "names starting with amq. are reserved by RabbitMQ")
-				}
-				v.dup(qs, q.VHost+"/"+q.Name, qp+".name", "queue")
-				queues[q.VHost+"\x00"+q.Name] = true
-			}
+			v.rmqObject(qp+".name", q.VHost, q.Name, "queue", qs, queues)
 			if q.Type != "" && v.enum(qp+".type", q.Type, "classic", "quorum", "stream") && q.Type != "classic" {
 				if !q.IsDurable() {
 					v.add(qp+".durable", "%s queues are always durable", q.Type)
@@ -661,6 +649,19 @@ func (v *validator) rabbitmq() {
 			}
 		}
 	}
+}
+
+// rmqObject checks an exchange or queue name: syntax, the reserved amq.
+// prefix, duplicates in its vhost; a valid one is recorded in declared.
+func (v *validator) rmqObject(path, vhost, name, what string, s seen, declared map[string]bool) {
+	if !v.rmqName(path, name) {
+		return
+	}
+	if strings.HasPrefix(name, "amq.") {
+		v.add(path, "names starting with amq. are reserved by RabbitMQ")
+	}
+	v.dup(s, vhost+"/"+name, path, what)
+	declared[vhost+"\x00"+name] = true
 }
 
 func (v *validator) rmqName(path, name string) bool {
