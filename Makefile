@@ -5,6 +5,11 @@ HELM ?= helm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/bootstrap
+# A folder of the Bitnami chart packages the infrastructure subchart pins, for
+# machines that cannot reach their registry (scripts/chart-deps.sh). Here the
+# workplace keeps them beside the repository; empty: `helm dependency build`.
+BOOTSTRAP_BITNAMI_CHARTS ?= $(abspath $(wildcard $(CURDIR)/../shared/bitnami-charts))
+export BOOTSTRAP_BITNAMI_CHARTS
 
 .PHONY: build demo test test-short bench lint fuzz schema testenv-up testenv-down clean image chart-deps chart-lint compose-up
 
@@ -51,14 +56,16 @@ testenv-down:
 image:
 	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t bootstrap:$(VERSION) .
 
-## chart-deps: fetch the Bitnami charts the infrastructure subchart depends on (needs registry-1.docker.io)
+## chart-deps: the pinned Bitnami charts into charts/health-platform/charts/infrastructure/charts
+## (helm dependency build, or copied from $BOOTSTRAP_BITNAMI_CHARTS)
 chart-deps:
-	$(HELM) dependency build charts/health-platform/charts/infrastructure
+	HELM=$(HELM) scripts/chart-deps.sh charts/health-platform/charts/infrastructure
 
-## chart-lint: lint the umbrella with default and production values
+## chart-lint: lint the umbrella, with its subcharts, in each profile (after chart-deps)
 chart-lint:
 	$(HELM) lint --strict charts/health-platform
 	$(HELM) lint --strict charts/health-platform -f charts/health-platform/values-production.yaml
+	$(HELM) lint --strict charts/health-platform -f charts/health-platform/values-production.yaml -f charts/health-platform/values-free-tier.yaml
 
 ## compose-up: the six services and bootstrap locally (needs a Docker engine)
 compose-up:

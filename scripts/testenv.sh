@@ -513,11 +513,14 @@ cmd_up() {
   local s failed=() servers rc
   servers=$(pick_servers "$@")
   lock
+  local t0=$SECONDS took=()
   need_packages
+  took+=("packages $((SECONDS - t0))s")
   for s in $servers; do
     # Each server in a subshell, so one failing does not stop the others;
     # errexit is switched off around it rather than using "if", because bash
     # ignores errexit inside an if condition, subshells and functions included.
+    t0=$SECONDS
     set +e
     (
       set -e
@@ -526,7 +529,10 @@ cmd_up() {
     rc=$?
     set -e
     [ $rc -eq 0 ] || failed+=("$s")
+    took+=("$s $((SECONDS - t0))s")
   done
+  # What each step took (builds of a fresh machine included), for CI logs.
+  log "took: ${took[*]}"
   write_env
   # Printed for people and CI logs: credentials masked. `env` prints them
   # whole, and the tests read the file itself.

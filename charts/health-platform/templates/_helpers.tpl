@@ -41,8 +41,9 @@ there is no Service to derive the bootstrap target from.
 {{- define "health-platform.infra" -}}
 {{- $infra := .root.Values.infrastructure | default dict -}}
 {{- $v := index $infra .alias | default dict -}}
+{{- $entry := .entry | default .alias -}}
 {{- if not (and $infra.enabled $v.enabled) -}}
-{{- fail (printf "bootstrap.%s.%s: infrastructure.%s is not enabled in this release; remove the bootstrap entry (bootstrap.%s.%s: null) or enable the service" .kind .alias .alias .kind .alias) -}}
+{{- fail (printf "bootstrap.%s.%s: infrastructure.%s is not enabled in this release; remove the bootstrap entry (bootstrap.%s.%s: null) or enable the service" .kind $entry .alias .kind $entry) -}}
 {{- end -}}
 {{- if not $v.fullnameOverride -}}
 {{- fail (printf "infrastructure.%s.fullnameOverride is empty: the bootstrap config needs the Service name" .alias) -}}
@@ -70,15 +71,36 @@ values only, so they are typed once.
 {{- $pgs := list -}}
 {{- range $alias, $spec := $b.postgres -}}
 {{- if $spec -}}
-{{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "postgres") | fromYaml -}}
+{{- /* server: the alias whose PostgreSQL holds this entry's roles and
+databases (default: its own). On another entry's server, the admin is that
+entry's adminPassword (one server, one superuser; this entry's own is not
+used), and this entry's Secret carries only its application role's
+password, under this alias's own Secret name and key. */ -}}
+{{- $server := $spec.server | default $alias -}}
+{{- $adminPassword := $spec.adminPassword -}}
+{{- if ne $server $alias -}}
+{{- $serverSpec := index $b.postgres $server | default dict -}}
+{{- if not $serverSpec.adminPassword -}}
+{{- fail (printf "bootstrap.postgres.%s.server: %q has no bootstrap.postgres entry with an adminPassword" $alias $server) -}}
+{{- end -}}
+{{- $adminPassword = $serverSpec.adminPassword -}}
+{{- end -}}
+{{- $v := include "health-platform.infra" (dict "root" $ "alias" $server "kind" "postgres" "entry" $alias) | fromYaml -}}
 {{- $host := printf "%s.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
 {{- $port := int $v.primary.service.ports.postgresql -}}
-{{- $t := omit $spec "adminPassword" "secretUserRole" -}}
+{{- $t := omit $spec "adminPassword" "secretUserRole" "server" -}}
 {{- $_ := set $t "host" $host -}}
 {{- $_ := set $t "port" $port -}}
-{{- $_ := set $t "admin" (dict "user" "postgres" "database" "postgres" "password" (dict "secret" $spec.adminPassword)) -}}
+{{- $_ := set $t "admin" (dict "user" "postgres" "database" "postgres" "password" (dict "secret" $adminPassword)) -}}
 {{- $pgs = append $pgs $t -}}
-{{- $data := dict $v.auth.secretKeys.adminPasswordKey $spec.adminPassword -}}
+{{- $data := dict $v.auth.secretKeys.adminPasswordKey $adminPassword -}}
+{{- if ne $server $alias -}}
+{{- $v = index $.Values.infrastructure $alias | default dict -}}
+{{- if not (and $v.auth $v.auth.existingSecret $v.auth.secretKeys) -}}
+{{- fail (printf "bootstrap.postgres.%s.server: infrastructure.%s.auth.existingSecret and auth.secretKeys name the Secret for its application role" $alias $alias) -}}
+{{- end -}}
+{{- $data = dict -}}
+{{- end -}}
 {{- if $spec.secretUserRole -}}
 {{- $found := "" -}}
 {{- range $spec.roles -}}
@@ -91,7 +113,9 @@ values only, so they are typed once.
 {{- end -}}
 {{- $_ := set $data $v.auth.secretKeys.userPasswordKey $found -}}
 {{- end -}}
+{{- if $data -}}
 {{- $_ := set $ks $v.auth.existingSecret (merge (get $ks $v.auth.existingSecret | default dict) $data) -}}
+{{- end -}}
 {{- $p := $alias | upper | replace "-" "_" -}}
 {{- $_ := set $conn (printf "%s_HOST" $p) $host -}}
 {{- $_ := set $conn (printf "%s_PORT" $p) (toString $port) -}}
