@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/health-data-ai/bootstrap/internal/secrets/sink"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
@@ -72,8 +74,18 @@ func TestHooks(t *testing.T) {
 		if hook == "" {
 			continue
 		}
-		if got := o.annotation("helm.sh/hook-delete-policy"); got != "before-hook-creation" {
-			t.Errorf("%s %s: hook-delete-policy %q, want before-hook-creation", o.kind(), o.name(), got)
+		// The uninstall hook removes itself once it succeeded; every other
+		// hook stays (its logs) until the next one replaces it, or the
+		// uninstall hook removes it.
+		wantPolicy := "before-hook-creation"
+		if isUninstall(o) {
+			wantPolicy += ",hook-succeeded"
+			if hook != "post-delete" {
+				t.Errorf("%s %s: hook %q, want post-delete", o.kind(), o.name(), hook)
+			}
+		}
+		if got := o.annotation("helm.sh/hook-delete-policy"); got != wantPolicy {
+			t.Errorf("%s %s: hook-delete-policy %q, want %s", o.kind(), o.name(), got, wantPolicy)
 		}
 		key := o.kind() + "/" + o.name()
 		if _, ok := needs[key]; ok {
@@ -95,6 +107,8 @@ func TestHooks(t *testing.T) {
 	if weight(servicesJob) < 0 {
 		t.Error("the services Job should not run before other post-install hooks")
 	}
+	checkUninstallHook(t, objs)
+
 	// The manual re-run: an ordinary, suspended CronJob running every phase.
 	cj := find(t, objs, "CronJob", "hp-bootstrap")
 	if cj.annotation("helm.sh/hook") != "" || str(dig(cj, "spec", "suspend")) != "true" {
@@ -119,7 +133,9 @@ func TestRBAC(t *testing.T) {
 				case "ClusterRole", "ClusterRoleBinding":
 					t.Errorf("%s %s: bootstrap needs no cluster scope", o.kind(), o.name())
 				case "Role":
-					roles++
+					if !isUninstall(o) {
+						roles++
+					}
 					for _, r := range list(o["rules"]) {
 						for _, field := range []string{"apiGroups", "resources", "verbs", "resourceNames"} {
 							for _, x := range list(dig(r, field)) {
@@ -220,7 +236,8 @@ func TestPodSecurity(t *testing.T) {
 				if str(dig(psc, "runAsNonRoot")) != "true" || str(dig(psc, "runAsUser")) != "65532" || str(dig(psc, "seccompProfile", "type")) != "RuntimeDefault" {
 					t.Errorf("%s %s: pod securityContext %v", o.kind(), o.name(), psc)
 				}
-				want := out.Type != "none" && out.Target == "cluster" || out.Type == "sealed" && out.Sealing.Cert == ""
+				// The uninstall hook always talks to the API server.
+				want := out.Type != "none" && out.Target == "cluster" || out.Type == "sealed" && out.Sealing.Cert == "" || isUninstall(o)
 				if got := str(dig(spec, "automountServiceAccountToken")); got != strconv.FormatBool(want) {
 					t.Errorf("%s %s: automountServiceAccountToken %s, want %v", o.kind(), o.name(), got, want)
 				}
@@ -235,12 +252,12 @@ func TestPodSecurity(t *testing.T) {
 					}
 				}
 			}
-			want := 4
+			want := 5
 			if vs.serve {
 				want++
 			}
 			if pods != want {
-				t.Errorf("%d bootstrap workloads, want %d (two hook Jobs, the test Pod, the re-run CronJob, and the serve Deployment when on)", pods, want)
+				t.Errorf("%d bootstrap workloads, want %d (three hook Jobs, the test Pod, the re-run CronJob, and the serve Deployment when on)", pods, want)
 			}
 		})
 	}
@@ -401,4 +418,72 @@ func TestKubeRBAC(t *testing.T) {
 			t.Logf("output %s: %d RBAC objects applied; for each of 2 identities %d permissions granted and %d refused as expected", c.output, applied, len(c.allow), len(c.deny))
 		})
 	}
+}
+
+func isUninstall(o object) bool {
+	return str(dig(o, "metadata", "labels", "app.kubernetes.io/phase")) == "uninstall"
+}
+
+// checkUninstallHook: what `helm uninstall` leaves (every hook object but the
+// uninstall hook's own) is what the post-delete Job's selector chooses, in
+// the namespaces it is given, and its Roles allow listing and deleting
+// exactly those kinds there.
+func checkUninstallHook(t *testing.T, objs []object) {
+	t.Helper()
+	job := find(t, objs, "Job", "hp-bootstrap-uninstall")
+	args := list(dig(list(dig(job, "spec", "template", "spec", "containers"))[0], "args"))
+	if len(args) == 0 || str(args[0]) != "uninstall" {
+		t.Fatalf("uninstall Job runs %v", args)
+	}
+	nsArg, _ := flagValue(args, "--namespace")
+	selArg, _ := flagValue(args, "--selector")
+	sel, err := labels.Parse(selArg)
+	if err != nil {
+		t.Fatalf("--selector %q: %v", selArg, err)
+	}
+	namespaces := strings.Split(nsArg, ",")
+	// kind -> namespace -> the uninstall Role allows list and delete
+	allowed := map[string]map[string]bool{}
+	for _, o := range objs {
+		if o.kind() != "Role" || !isUninstall(o) {
+			continue
+		}
+		for _, r := range list(o["rules"]) {
+			verbs := list(dig(r, "verbs"))
+			if !slices.Contains(verbs, any("list")) || !slices.Contains(verbs, any("delete")) || len(verbs) != 2 {
+				t.Errorf("Role %s/%s: verbs %v, want list and delete", dig(o, "metadata", "namespace"), o.name(), verbs)
+			}
+			for _, res := range list(dig(r, "resources")) {
+				if allowed[str(res)] == nil {
+					allowed[str(res)] = map[string]bool{}
+				}
+				allowed[str(res)][str(dig(o, "metadata", "namespace"))] = true
+			}
+		}
+	}
+	resource := map[string]string{"Job": "jobs", "Pod": "pods", "ConfigMap": "configmaps", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}
+	for _, o := range objs {
+		if o.annotation("helm.sh/hook") == "" || isUninstall(o) {
+			continue
+		}
+		ns := str(dig(o, "metadata", "namespace"))
+		what := fmt.Sprintf("hook %s %s/%s", o.kind(), ns, o.name())
+		if !sel.Matches(labels.Set(stringMap(dig(o, "metadata", "labels")))) {
+			t.Errorf("%s: its labels escape the uninstall selector %s", what, selArg)
+		}
+		if !slices.Contains(namespaces, ns) {
+			t.Errorf("%s: namespace not in the uninstall Job's --namespace %s", what, nsArg)
+		}
+		if !allowed[resource[o.kind()]][ns] {
+			t.Errorf("%s: the uninstall Roles do not allow removing it", what)
+		}
+	}
+}
+
+func stringMap(v any) map[string]string {
+	out := map[string]string{}
+	for k, x := range asMap(v) {
+		out[k] = str(x)
+	}
+	return out
 }

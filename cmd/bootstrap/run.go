@@ -36,6 +36,7 @@ commands:
   apply      converge; print what changed
   verify     read-only: desired state holds and every credential works
   serve      sidecar/daemon: apply every --interval, serve /healthz /readyz /metrics on --listen
+  uninstall  remove what helm uninstall leaves of a release (its hook objects, by label); no config
   version    print the version
 
 flags:
@@ -132,6 +133,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
 		fmt.Fprintf(stdout, "bootstrap %s (%s, %s/%s)\n", version, vcsRevision(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
+	}
+	if len(args) > 0 && args[0] == "uninstall" {
+		return runUninstall(ctx, args[1:], stdout, stderr)
 	}
 	o, err := parseArgs(args, stderr)
 	if err != nil {

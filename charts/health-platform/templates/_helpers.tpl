@@ -52,6 +52,28 @@ there is no Service to derive the bootstrap target from.
 {{- end -}}
 
 {{/*
+health-platform.external returns (as YAML) an entry's `external` server (host,
+port, and for RabbitMQ managementPort and user): a data service that is not
+part of this release (a managed database, or the test environment's servers).
+It fails when the alias is also an enabled service of this release: one entry,
+one server.
+*/}}
+{{- define "health-platform.external" -}}
+{{- $infra := .root.Values.infrastructure | default dict -}}
+{{- $v := index $infra .alias | default dict -}}
+{{- if and $infra.enabled $v.enabled -}}
+{{- fail (printf "bootstrap.%s.%s.external: infrastructure.%s is a service of this release; remove external or disable the service" .kind .alias .alias) -}}
+{{- end -}}
+{{- $e := .spec.external -}}
+{{- range $k := .required -}}
+{{- if not (index $e $k) -}}
+{{- fail (printf "bootstrap.%s.%s.external.%s is required" $.kind $.alias $k) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $e -}}
+{{- end -}}
+
+{{/*
 health-platform.model derives, from the bootstrap and infrastructure values,
 everything the templates render (as YAML, read back with fromYaml):
   config       bootstrap.yaml as a map
@@ -76,6 +98,21 @@ databases (default: its own). On another entry's server, the admin is that
 entry's adminPassword (one server, one superuser; this entry's own is not
 used), and this entry's Secret carries only its application role's
 password, under this alias's own Secret name and key. */ -}}
+{{- if $spec.external -}}
+{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "postgres" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
+{{- $t := omit $spec "adminPassword" "secretUserRole" "server" "external" -}}
+{{- $_ := set $t "host" $e.host -}}
+{{- $_ := set $t "port" (int $e.port) -}}
+{{- $_ := set $t "admin" (dict "user" ($e.adminUser | default "postgres") "database" "postgres" "password" (dict "secret" $spec.adminPassword)) -}}
+{{- $pgs = append $pgs $t -}}
+{{- $p := $alias | upper | replace "-" "_" -}}
+{{- $_ := set $conn (printf "%s_HOST" $p) $e.host -}}
+{{- $_ := set $conn (printf "%s_PORT" $p) (toString $e.port) -}}
+{{- $_ := set $conn (printf "%s_SSLMODE" $p) ($spec.sslmode | default "prefer") -}}
+{{- $dbs := list -}}
+{{- range $spec.databases }}{{ $dbs = append $dbs .name }}{{ end -}}
+{{- $_ := set $conn (printf "%s_DATABASES" $p) (join "," $dbs) -}}
+{{- else -}}
 {{- $server := $spec.server | default $alias -}}
 {{- $adminPassword := $spec.adminPassword -}}
 {{- if ne $server $alias -}}
@@ -126,10 +163,20 @@ password, under this alias's own Secret name and key. */ -}}
 {{- $_ := set $conn (printf "%s_SECRET" $p) $v.auth.existingSecret -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
 
 {{- $redis := list -}}
 {{- range $alias, $spec := $b.redis -}}
-{{- if $spec -}}
+{{- if and $spec $spec.external -}}
+{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "redis" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
+{{- $t := omit $spec "password" "external" -}}
+{{- $_ := set $t "address" (printf "%s:%d" $e.host (int $e.port)) -}}
+{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
+{{- $redis = append $redis $t -}}
+{{- $p := $alias | upper | replace "-" "_" -}}
+{{- $_ := set $conn (printf "%s_HOST" $p) $e.host -}}
+{{- $_ := set $conn (printf "%s_PORT" $p) (toString $e.port) -}}
+{{- else if $spec -}}
 {{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "redis") | fromYaml -}}
 {{- $host := printf "%s-master.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
 {{- $port := int $v.master.service.ports.redis -}}
@@ -148,7 +195,20 @@ password, under this alias's own Secret name and key. */ -}}
 
 {{- $minio := list -}}
 {{- range $alias, $spec := $b.minio -}}
-{{- if $spec -}}
+{{- if and $spec $spec.external -}}
+{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "minio" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
+{{- $t := omit $spec "rootUser" "rootPassword" "external" -}}
+{{- $_ := set $t "endpoint" (printf "%s:%d" $e.host (int $e.port)) -}}
+{{- $_ := set $t "accessKey" (dict "secret" $spec.rootUser) -}}
+{{- $_ := set $t "secretKey" (dict "secret" $spec.rootPassword) -}}
+{{- $minio = append $minio $t -}}
+{{- $p := $alias | upper | replace "-" "_" -}}
+{{- $_ := set $conn (printf "%s_ENDPOINT" $p) (printf "%s:%d" $e.host (int $e.port)) -}}
+{{- $_ := set $conn (printf "%s_REGION" $p) ($spec.region | default "us-east-1") -}}
+{{- $bs := list -}}
+{{- range $spec.buckets }}{{ $bs = append $bs .name }}{{ end -}}
+{{- $_ := set $conn (printf "%s_BUCKETS" $p) (join "," $bs) -}}
+{{- else if $spec -}}
 {{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "minio") | fromYaml -}}
 {{- $host := printf "%s.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
 {{- $port := int $v.service.ports.api -}}
@@ -171,7 +231,20 @@ password, under this alias's own Secret name and key. */ -}}
 
 {{- $rabbit := list -}}
 {{- range $alias, $spec := $b.rabbitmq -}}
-{{- if $spec -}}
+{{- if and $spec $spec.external -}}
+{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "rabbitmq" "spec" $spec "required" (list "host" "port" "managementPort" "user")) | fromYaml -}}
+{{- $t := omit $spec "password" "erlangCookie" "secretExtraKeys" "external" -}}
+{{- $_ := set $t "host" $e.host -}}
+{{- $_ := set $t "port" (int $e.port) -}}
+{{- $_ := set $t "managementPort" (int $e.managementPort) -}}
+{{- $_ := set $t "user" $e.user -}}
+{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
+{{- $rabbit = append $rabbit $t -}}
+{{- $p := $alias | upper | replace "-" "_" -}}
+{{- $_ := set $conn (printf "%s_HOST" $p) $e.host -}}
+{{- $_ := set $conn (printf "%s_PORT" $p) (toString $e.port) -}}
+{{- $_ := set $conn (printf "%s_MANAGEMENT_PORT" $p) (toString $e.managementPort) -}}
+{{- else if $spec -}}
 {{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "rabbitmq") | fromYaml -}}
 {{- $host := printf "%s.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
 {{- $port := int $v.service.ports.amqp -}}
@@ -240,6 +313,8 @@ test Pod pass only that. The serve Deployment also passes:
   resources       instead of bootstrap.resources
   container       YAML added to the container (ports, probes)
   pod             YAML added to the pod spec (terminationGracePeriodSeconds)
+The uninstall hook passes bare (no config, no migrations: it reads neither,
+and they may be gone) and token (it always talks to the API server).
 */}}
 {{- define "health-platform.bootstrap.pod" -}}
 {{- $root := .root -}}
@@ -247,9 +322,13 @@ test Pod pass only that. The serve Deployment also passes:
 serviceAccountName: {{ .serviceAccount | default (include "health-platform.bootstrap.name" $root) }}
 # The API token only when bootstrap talks to the API server: Secrets go to
 # the cluster, or the sealing certificate comes from the controller.
-automountServiceAccountToken: {{ include "health-platform.bootstrap.needsAPI" $root }}
+automountServiceAccountToken: {{ if .token }}true{{ else }}{{ include "health-platform.bootstrap.needsAPI" $root }}{{ end }}
 restartPolicy: {{ .restartPolicy | default "Never" }}
 enableServiceLinks: false
+{{- if $b.hostNetwork }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
 {{- with .pod }}
 {{ . }}
 {{- end }}
@@ -278,8 +357,18 @@ containers:
     args:
       {{- toYaml .args | nindent 6 }}
     env:
+      {{- if not .bare }}
       - name: BOOTSTRAP_CONFIG
         value: {{ if .configDir }}/etc/bootstrap/config/bootstrap.yaml{{ else }}/etc/bootstrap/bootstrap.yaml{{ end }}
+      {{- end }}
+      {{- if $b.hostNetwork }}
+      # On the node's network a listener binds the pod's (the node's) address,
+      # not every interface of the node.
+      - name: BOOTSTRAP_POD_IP
+        valueFrom:
+          fieldRef:
+            fieldPath: status.podIP
+      {{- end }}
       {{- with $b.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -291,6 +380,7 @@ containers:
     securityContext:
       {{- toYaml $b.containerSecurityContext | nindent 6 }}
     volumeMounts:
+      {{- if not .bare }}
       - name: config
         {{- if .configDir }}
         mountPath: /etc/bootstrap/config
@@ -304,17 +394,20 @@ containers:
         mountPath: /etc/bootstrap/migrations
         readOnly: true
       {{- end }}
+      {{- end }}
       - name: tmp
         mountPath: /tmp
       {{- with $b.extraVolumeMounts }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
 volumes:
+  {{- if not .bare }}
   - name: config
     configMap:
       name: {{ include "health-platform.bootstrap.suffixed" (dict "root" $root "suffix" "config") }}
+  {{- end }}
   {{- $m := include "health-platform.migrations" $root | fromYaml }}
-  {{- if $m }}
+  {{- if and $m (not .bare) }}
   - name: migrations
     configMap:
       name: {{ include "health-platform.bootstrap.suffixed" (dict "root" $root "suffix" "migrations") }}
@@ -551,7 +644,7 @@ release objects do not exist yet when pre-install hooks run.
 {{- define "health-platform.hook" -}}
 helm.sh/hook: {{ .hook }}
 helm.sh/hook-weight: {{ .weight | quote }}
-helm.sh/hook-delete-policy: before-hook-creation
+helm.sh/hook-delete-policy: {{ .policy | default "before-hook-creation" }}
 {{- end -}}
 
 {{/*
@@ -611,7 +704,7 @@ after a failed one: that marks the pod unready, which restarts nothing.
 {{- define "health-platform.bootstrap.serve.container" -}}
 ports:
   - name: metrics
-    containerPort: 8080
+    containerPort: {{ .Values.bootstrap.serve.port | default 8080 }}
     protocol: TCP
 startupProbe:
   httpGet:
