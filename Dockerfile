@@ -30,6 +30,10 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # Static binary, CA certificates (OCI Vault over TLS), tzdata, /etc/passwd with
 # nonroot (65532); no shell, no package manager. Runs with a read-only root
 # filesystem: it writes nothing but, with the file source, its secrets folder.
+# `make image` builds this same image without Docker: internal/image reads
+# this stage, so keep to what it understands (ARG, LABEL, ENV, one
+# COPY --from of the binary, USER, WORKDIR, exec-form ENTRYPOINT and CMD);
+# anything else fails that build rather than being silently left out.
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="bootstrap" \

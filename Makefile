@@ -11,7 +11,7 @@ BIN := bin/bootstrap
 BOOTSTRAP_BITNAMI_CHARTS ?= $(abspath $(wildcard $(CURDIR)/../shared/bitnami-charts))
 export BOOTSTRAP_BITNAMI_CHARTS
 
-.PHONY: build demo test test-short bench lint fuzz schema testenv-up testenv-down clean image chart-deps chart-lint compose-up
+.PHONY: build demo test test-short e2e bench lint fuzz schema testenv-up testenv-down clean image image-docker chart-deps chart-lint compose-up
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bootstrap
@@ -24,6 +24,12 @@ demo: build
 test:
 	scripts/testenv.sh up >/dev/null
 	BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+## e2e: install the chart for real on the test environment's one-node Kubernetes: helm install,
+## test, upgrade, the re-run Job, serve, uninstall, against the real servers (also part of make test)
+e2e:
+	scripts/testenv.sh up >/dev/null
+	BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 20m -v ./e2e
 
 ## test-short: unit tests only, no servers needed (real-server tests skip)
 test-short:
@@ -52,9 +58,20 @@ testenv-up:
 testenv-down:
 	scripts/testenv.sh down
 
-## image: multi-arch image (needs a Docker engine with buildx; not available on CI here)
+## image: the multi-arch image (linux/amd64 + linux/arm64) without Docker, from the Dockerfile's final
+## stage: an OCI layout in bin/image and its tarball bin/bootstrap-image.tar (ctr images import).
+## The base is made offline from this machine's CA bundle and tzdata; where the registry is reachable,
+## IMAGE_BASE=dockerfile pulls the Dockerfile's gcr.io/distroless/static-debian12:nonroot instead
+## (or IMAGE_BASE=oci-layout:DIR, or any image reference)
+IMAGE_BASE ?= local
+IMAGE_NAME ?= bootstrap:$(VERSION)
 image:
-	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t bootstrap:$(VERSION) .
+	$(GO) run ./cmd/image --version '$(VERSION)' --name '$(IMAGE_NAME)' --base '$(IMAGE_BASE)' --go '$(GO)' \
+	  --out bin/image --tar bin/bootstrap-image.tar
+
+## image-docker: the same image with a Docker engine and buildx
+image-docker:
+	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t $(IMAGE_NAME) .
 
 ## chart-deps: the pinned Bitnami charts into charts/health-platform/charts/infrastructure/charts
 ## (helm dependency build, or copied from $BOOTSTRAP_BITNAMI_CHARTS)

@@ -232,3 +232,79 @@ func TestChartMigrationsMatchExamples(t *testing.T) {
 		t.Error("charts/health-platform/migrations/healthdb differs from examples/migrations/healthdb")
 	}
 }
+
+// TestExternalServices: with the data services outside the release
+// (infrastructure off), each bootstrap entry names its server; the config is
+// valid, points there, and derives no Secret for a chart that is not
+// installed. An entry cannot be both a service of the release and external.
+func TestExternalServices(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "external.yaml")
+	if err := os.WriteFile(values, []byte(`
+infrastructure: {enabled: false}
+bootstrap:
+  hostNetwork: true
+  secrets:
+    extraKubernetesSecrets:
+      - {name: health-app, data: {pg-password: pg-health-healthapi}}
+  postgres:
+    postgresql-health:
+      external: {host: pg.example.internal, port: 5433, adminUser: admin}
+    postgresql-auth: null
+  redis:
+    redis-health: {name: health, password: redis-health, external: {host: 10.0.0.7, port: 6380}}
+    redis-auth: null
+  minio:
+    minio: {name: datalake, rootUser: u, rootPassword: p, external: {host: s3.internal, port: 443}}
+  rabbitmq:
+    rabbitmq: {name: events, password: rabbitmq-password, external: {host: mq.internal, port: 5671, managementPort: 15671, user: admin}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs := render(t, namespace, "-f", values)
+	raw := bootstrapConfig(t, objs)
+	validate(t, "bootstrap.yaml", raw)
+	cfg := loadConfig(t, raw)
+	if len(cfg.Postgres) != 1 || cfg.Postgres[0].Host != "pg.example.internal" || cfg.Postgres[0].Port != 5433 || cfg.Postgres[0].Admin.User != "admin" {
+		t.Errorf("postgres: %+v", cfg.Postgres)
+	}
+	if len(cfg.Redis) != 1 || cfg.Redis[0].Address != "10.0.0.7:6380" {
+		t.Errorf("redis: %+v", cfg.Redis)
+	}
+	if len(cfg.MinIO) != 1 || cfg.MinIO[0].Endpoint != "s3.internal:443" {
+		t.Errorf("minio: %+v", cfg.MinIO)
+	}
+	if len(cfg.RabbitMQ) != 1 || cfg.RabbitMQ[0].Host != "mq.internal" || cfg.RabbitMQ[0].ManagementPort != 15671 || cfg.RabbitMQ[0].User != "admin" {
+		t.Errorf("rabbitmq: %+v", cfg.RabbitMQ)
+	}
+	if ks := cfg.Secrets.KubernetesSecrets; len(ks) != 1 || ks[0].Name != "health-app" {
+		t.Errorf("Secrets %v: want only the declared one, none derived for charts that are not installed", ks)
+	}
+	ci := asMap(find(t, objs, "ConfigMap", "infrastructure-connection-info")["data"])
+	if str(ci["POSTGRESQL_HEALTH_HOST"]) != "pg.example.internal" || str(ci["REDIS_HEALTH_PORT"]) != "6380" {
+		t.Errorf("connection info: %v", ci)
+	}
+	for _, w := range workloads(objs) {
+		if str(w.pod["hostNetwork"]) != "true" {
+			t.Errorf("%s: not on the node's network", w)
+		}
+	}
+
+	body, _ := os.ReadFile(values)
+	noMgmt := filepath.Join(t.TempDir(), "no-management-port.yaml")
+	if err := os.WriteFile(noMgmt, bytes.Replace(body, []byte("managementPort: 15671, "), nil, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "bootstrap.redis.redis-health.external.host=r", "--set", "bootstrap.redis.redis-health.external.port=1"},
+			"bootstrap.redis.redis-health.external: infrastructure.redis-health is a service of this release"},
+		{[]string{"-f", noMgmt}, "bootstrap.rabbitmq.rabbitmq.external.managementPort is required"},
+	} {
+		args := append([]string{"template", "hp", chartDir(t), "-n", namespace}, c.args...)
+		if _, err := run(t, repo(t), nil, helmBin(t), args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error mentioning %q", c.args, err, c.want)
+		}
+	}
+}
