@@ -7,7 +7,8 @@
 #   scripts/testenv.sh status             say what runs where
 #   scripts/testenv.sh clean              down, then delete the data folder
 #
-# SERVER is one of: postgres redis rabbitmq minio.
+# SERVER is one of: postgres redis rabbitmq minio, and those scripts/testenv.d
+# adds (helm qemu compose kube node). down stops them in reverse order.
 #
 # Everything lives in ${BOOTSTRAP_TESTENV_DIR:-/var/tmp/bootstrap-testenv} (outside
 # the repo): data, logs, PID files, generated passwords and the env file with the
@@ -69,6 +70,10 @@ pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name"
 }
 
+# gone PID: the process has exited. A zombie counts: PID 1 here reaps only
+# every second or two.
+gone() { ! kill -0 "$1" 2>/dev/null || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]; }
+
 # stop_pid PIDFILE NAME [SECONDS]: TERM, wait, then KILL; removes the PID file.
 stop_pid() {
   local pidfile=$1 name=$2 wait=${3:-30} pid i
@@ -76,10 +81,10 @@ stop_pid() {
     pid=$(head -n1 "$pidfile" | tr -dc 0-9)
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < wait * 10; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
+      gone "$pid" && break
       sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! gone "$pid"; then
       log "$name (pid $pid) ignored TERM for ${wait}s; killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -544,11 +549,14 @@ cmd_up() {
 }
 
 cmd_down() {
-  local s servers
+  local s servers reversed=()
   servers=$(pick_servers "$@")
   [ -d "$DIR" ] || return 0
   lock
-  for s in $servers; do "${s}_down" || log "$s: stop failed"; done
+  # In reverse order: a server stops before those it runs on (the node
+  # deletes its pods through kube's API server).
+  for s in $servers; do reversed=("$s" "${reversed[@]}"); done
+  for s in "${reversed[@]}"; do "${s}_down" || log "$s: stop failed"; done
   # Keep the env file only while something it names still runs.
   rm -f "$DIR/env"
   for s in $SERVERS; do
@@ -597,7 +605,7 @@ main() {
     env) cmd_env ;;
     status) cmd_status ;;
     clean) cmd_clean ;;
-    -h | --help | help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command $cmd (up, down, env, status, clean)" ;;
   esac
 }

@@ -214,3 +214,36 @@ func Tool(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// NodeServer is the one Kubernetes node of scripts/testenv.d/node.sh: a
+// kubelet (node Name) with containerd, kube-controller-manager and
+// kube-scheduler, for the API server of Kube. Nothing is pulled: images are
+// imported into containerd (package internal/testenv/node writes them), and
+// pods say imagePullPolicy: Never. Pods reach the test env's servers, all on
+// 127.0.0.1, with hostNetwork: true.
+type NodeServer struct {
+	KubeServer
+	// Name is the node's name.
+	Name string
+	// Containerd is the path of containerd's socket, for
+	// `ctr --address Containerd -n k8s.io images import ARCHIVE`.
+	Containerd string
+	// Ctr is the path of the ctr binary.
+	Ctr string
+	// PodLogs is the kubelet's podLogsDir, readable here.
+	PodLogs string
+	// PauseImage is the sandbox image containerd runs in every pod.
+	PauseImage string
+}
+
+// Node returns the node started by scripts/testenv.d/node.sh.
+func Node(t testing.TB) NodeServer {
+	t.Helper()
+	k := Kube(t)
+	v := need(t, "BOOTSTRAP_TEST_NODE_NAME", "BOOTSTRAP_TEST_NODE_CONTAINERD", "BOOTSTRAP_TEST_NODE_CTR",
+		"BOOTSTRAP_TEST_NODE_POD_LOGS", "BOOTSTRAP_TEST_NODE_PAUSE_IMAGE")
+	if _, err := os.Stat(v[1]); err != nil {
+		Missing(t, "containerd of the node at "+v[1])
+	}
+	return NodeServer{KubeServer: k, Name: v[0], Containerd: v[1], Ctr: v[2], PodLogs: v[3], PauseImage: v[4]}
+}

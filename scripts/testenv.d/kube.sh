@@ -10,20 +10,28 @@
 #   KUBE_ETCD_PORT, peer port KUBE_ETCD_PEER_PORT, data under $DIR/kube/etcd.
 # - kube-apiserver and kubectl built from k8s.io/kubernetes $KUBE_VERSION in a
 #   throwaway module under $CACHE/src (every staging module replaced by its
-#   v0.x.y twin), cached in $CACHE/kubernetes-$KUBE_VERSION; kubeseal and the
-#   controller built from sealed-secrets $SEALED_SECRETS_VERSION, cached in
+#   v0.x.y twin), cached in $CACHE/kubernetes-$KUBE_VERSION (kube_build, which
+#   builds node.sh's kubelet, controller-manager and scheduler the same way,
+#   logging what each build took); kubeseal and the controller built from
+#   sealed-secrets $SEALED_SECRETS_VERSION, cached in
 #   $CACHE/sealed-secrets-$SEALED_SECRETS_VERSION.
 # - TLS from a CA made here with openssl; the admin authenticates with a
 #   static token (group system:masters) kept in a 0600 token file, so no
-#   password or token ever appears on a command line. Authorization is RBAC,
-#   so tests can check least-privilege Roles with ServiceAccount tokens.
+#   password or token ever appears on a command line. Authorization is
+#   Node,RBAC, so tests can check least-privilege Roles with ServiceAccount
+#   tokens. The API server reaches kubelets (node.sh) by hostname with a
+#   client certificate (system:masters) and checks their serving
+#   certificates against the same CA, so `kubectl logs` and exec work.
+# - An audit log at Metadata level (who did what to which object; never a
+#   body, so never a Secret's data) in $DIR/kube/log/audit.log, without the
+#   node's own kubelet, scheduler and controller-manager identities.
 # - The SealedSecret CRD from the sealed-secrets module and the ServiceMonitor
 #   CRD from the prometheus-operator module are installed.
 #
 # The env file gets BOOTSTRAP_TEST_KUBECONFIG, BOOTSTRAP_TEST_KUBE_APISERVER,
-# BOOTSTRAP_TEST_KUBE_CA, BOOTSTRAP_TEST_KUBECTL, BOOTSTRAP_TEST_KUBESEAL,
-# BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER, BOOTSTRAP_TEST_SEALED_SECRETS_CRD and
-# BOOTSTRAP_TEST_SERVICEMONITOR_CRD.
+# BOOTSTRAP_TEST_KUBE_CA, BOOTSTRAP_TEST_KUBE_AUDIT_LOG, BOOTSTRAP_TEST_KUBECTL,
+# BOOTSTRAP_TEST_KUBESEAL, BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER,
+# BOOTSTRAP_TEST_SEALED_SECRETS_CRD and BOOTSTRAP_TEST_SERVICEMONITOR_CRD.
 #
 # `scripts/testenv.sh up kube` builds on first use (several minutes on two
 # cores); `KUBE_BUILD_ONLY=1 scripts/testenv.sh up kube` only builds.
@@ -43,42 +51,63 @@ SERVERS="$SERVERS kube"
 
 kube_dir() { echo "$DIR/kube"; }
 
-# kube_build_kubernetes: kube-apiserver and kubectl from one module.
-kube_build_kubernetes() {
-  [ -x "$KUBE_BIN/kube-apiserver" ] && [ -x "$KUBE_BIN/kubectl" ] && return 0
-  command -v go >/dev/null || die "kube: go is needed to build kube-apiserver"
-  local src=$CACHE/src/kubernetes-$KUBE_VERSION staging minor ld
-  staging=v0.${KUBE_VERSION#v1.}
-  minor=${KUBE_VERSION#v1.}
-  minor=${minor%%.*}
+# KUBE_CMDS: every command built from k8s.io/kubernetes, all from one throwaway
+# module; kube uses the first two, node.sh the other three.
+KUBE_CMDS="kubectl kube-apiserver kubelet kube-controller-manager kube-scheduler"
+
+# kube_build CMD...: build the named k8s.io/kubernetes commands that are not in
+# $KUBE_BIN yet (CGO_ENABLED=0, version stamped), logging what each took.
+kube_build() {
+  local cmd todo=()
+  for cmd in "$@"; do [ -x "$KUBE_BIN/$cmd" ] || todo+=("$cmd"); done
+  [ ${#todo[@]} -eq 0 ] && return 0
+  command -v go >/dev/null || die "kube: go is needed to build ${todo[*]}"
+  local src=$CACHE/src/kubernetes-$KUBE_VERSION
   mkdir -p "$src" "$KUBE_BIN"
-  log "kube: building kube-apiserver and kubectl $KUBE_VERSION into $KUBE_BIN (several minutes the first time)"
+  log "kube: building ${todo[*]} $KUBE_VERSION into $KUBE_BIN (minutes each the first time)"
   (
     cd "$src"
     export GOFLAGS=-mod=mod GO111MODULE=on CGO_ENABLED=0
-    go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >download.json
-    local modfile
-    modfile=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' download.json)
+    local staging=v0.${KUBE_VERSION#v1.} minor=${KUBE_VERSION#v1.} ld modfile t0 c
+    minor=${minor%%.*}
     {
-      printf 'module bootstrap-testenv/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
-      # Every staging module but the samples, at the matching v0 version.
-      sed -n '/^replace/,/^)/p' "$modfile" | grep '=> ./staging' | grep -v sample- |
-        awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}'
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for c in $KUBE_CMDS; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
       printf ')\n'
-    } >go.mod
-    printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' >tools.go
-    go mod tidy >tidy.log 2>&1 || { tail -n 20 tidy.log >&2; exit 1; }
+    } >tools.go.new
+    # The module is (re)made when the list of commands changed.
+    if ! cmp -s tools.go.new tools.go || [ ! -s go.sum ]; then
+      go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >download.json
+      modfile=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' download.json)
+      {
+        printf 'module bootstrap-testenv/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
+        # Every staging module but the samples, at the matching v0 version.
+        sed -n '/^replace/,/^)/p' "$modfile" | grep '=> ./staging' | grep -v sample- |
+          awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}'
+        printf ')\n'
+      } >go.mod
+      mv -f tools.go.new tools.go
+      t0=$SECONDS
+      go mod tidy >tidy.log 2>&1 || { rm -f tools.go; tail -n 20 tidy.log >&2; exit 1; }
+      log "kube: module for $KUBE_CMDS ready in $((SECONDS - t0))s"
+    fi
+    rm -f tools.go.new
     ld="-s -w"
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ld="$ld -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    for c in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld="$ld -X $c.gitVersion=$KUBE_VERSION -X $c.gitMajor=1 -X $c.gitMinor=$minor"
     done
-    for cmd in kubectl kube-apiserver; do
+    for cmd in "${todo[@]}"; do
+      t0=$SECONDS
       go build -trimpath -ldflags "$ld" -o "$KUBE_BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >"build-$cmd.log" 2>&1 ||
         { tail -n 20 "build-$cmd.log" >&2; exit 1; }
       mv -f "$KUBE_BIN/$cmd.tmp" "$KUBE_BIN/$cmd"
+      log "kube: built $cmd in $((SECONDS - t0))s"
     done
-  ) || die "kube: building kubernetes $KUBE_VERSION failed (logs in $src)"
+  ) || die "kube: building ${todo[*]} $KUBE_VERSION failed (logs in $src)"
 }
+
+# kube_build_kubernetes: kube-apiserver and kubectl.
+kube_build_kubernetes() { kube_build kubectl kube-apiserver; }
 
 # kube_build_sealed_secrets: kubeseal and the controller.
 kube_build_sealed_secrets() {
@@ -87,7 +116,7 @@ kube_build_sealed_secrets() {
   tmp=$(mktemp -d)
   mkdir -p "$SEALED_BIN"
   log "kube: building kubeseal and the sealed-secrets controller $SEALED_SECRETS_VERSION into $SEALED_BIN"
-  if ! (cd "$tmp" && GOFLAGS= GO111MODULE=on CGO_ENABLED=0 GOBIN=$SEALED_BIN go install -trimpath \
+  if ! (cd "$tmp" && GOFLAGS='' GO111MODULE=on CGO_ENABLED=0 GOBIN=$SEALED_BIN go install -trimpath \
     -ldflags "-s -w -X main.VERSION=$SEALED_SECRETS_VERSION" \
     "github.com/bitnami-labs/sealed-secrets/cmd/kubeseal@$SEALED_SECRETS_VERSION" \
     "github.com/bitnami-labs/sealed-secrets/cmd/controller@$SEALED_SECRETS_VERSION") >"$tmp/build.log" 2>&1; then
@@ -99,7 +128,7 @@ kube_build_sealed_secrets() {
 
 # module_dir MODULE@VERSION: where the Go module cache keeps a module.
 module_dir() {
-  (cd /tmp && GOFLAGS= go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  (cd /tmp && GOFLAGS='' go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 }
 
 # kube_crd: the SealedSecret CRD shipped in the sealed-secrets module.
@@ -146,7 +175,48 @@ kube_pki() {
   ) || die "kube: could not make certificates in $d"
 }
 
+# kube_sign DIR NAME SUBJECT EXTENSIONS: DIR/NAME.key and DIR/NAME.crt, signed by
+# the test env's CA; made once and kept while the CA still verifies them.
+# EXTENSIONS are openssl x509 extension lines ("extendedKeyUsage=clientAuth").
+kube_sign() {
+  local dir=$1 name=$2 subj=$3 ext=$4 ca
+  ca=$(kube_dir)/pki
+  if [ -s "$dir/$name.key" ] && [ -s "$dir/$name.crt" ] &&
+    openssl verify -CAfile "$ca/ca.crt" "$dir/$name.crt" >/dev/null 2>&1; then
+    return 0
+  fi
+  (
+    umask 077
+    mkdir -p "$dir"
+    cd "$dir"
+    openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subj" >/dev/null 2>&1
+    printf '%s\n' "$ext" >"$name.ext"
+    openssl x509 -req -in "$name.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+      -out "$name.crt" -days 3650 -extfile "$name.ext" >/dev/null 2>&1
+    rm -f "$name.csr" "$name.ext"
+  ) || die "kube: could not sign $dir/$name.crt"
+}
+
 kube_token() { cut -d, -f1 "$(kube_dir)/pki/tokens.csv"; }
+
+# kube_audit_policy FILE: Metadata for every request — who did what to which
+# object, never a request or response body (so never a Secret's data). The
+# node's own chatter (the kubelet's, scheduler's and controller-manager's
+# identities) is left out; controllers acting as kube-system ServiceAccounts
+# are kept.
+kube_audit_policy() {
+  cat >"$1" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  userGroups: ["system:nodes"]
+- level: None
+  users: ["system:kube-scheduler", "system:kube-controller-manager"]
+- level: Metadata
+EOF
+}
 
 kube_write_kubeconfig() {
   local d=$1
@@ -205,7 +275,10 @@ kube_up() {
   mkdir -p "$d/etcd" "$d/log"
   chmod 700 "$d/etcd"
   kube_pki "$d"
+  # The client certificate the API server shows kubelets (logs, exec).
+  kube_sign "$d/pki" apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "extendedKeyUsage=clientAuth"
   kube_write_kubeconfig "$d"
+  kube_audit_policy "$d/audit-policy.yaml"
   log "kube: starting etcd on $HOST:$KUBE_ETCD_PORT"
   start_bg "$d/etcd.pid" "$d/log/etcd.log" etcd --name testenv --data-dir "$d/etcd" \
     --listen-client-urls "http://$HOST:$KUBE_ETCD_PORT" --advertise-client-urls "http://$HOST:$KUBE_ETCD_PORT" \
@@ -219,7 +292,11 @@ kube_up() {
     --bind-address "$HOST" --advertise-address "$HOST" --secure-port "$KUBE_API_PORT" \
     --tls-cert-file "$d/pki/apiserver.crt" --tls-private-key-file "$d/pki/apiserver.key" \
     --client-ca-file "$d/pki/ca.crt" --token-auth-file "$d/pki/tokens.csv" \
-    --authorization-mode RBAC \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$d/pki/apiserver-kubelet-client.crt" --kubelet-client-key "$d/pki/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$d/pki/ca.crt" --kubelet-preferred-address-types Hostname \
+    --audit-policy-file "$d/audit-policy.yaml" --audit-log-path "$d/log/audit.log" --audit-log-format json \
+    --audit-log-maxsize 200 --audit-log-maxbackup 1 \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$d/pki/sa.pub" --service-account-signing-key-file "$d/pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type none \
@@ -251,6 +328,7 @@ kube_env() {
   echo "export BOOTSTRAP_TEST_KUBECONFIG='$d/kubeconfig'"
   echo "export BOOTSTRAP_TEST_KUBE_APISERVER='https://$HOST:$KUBE_API_PORT'"
   echo "export BOOTSTRAP_TEST_KUBE_CA='$d/pki/ca.crt'"
+  echo "export BOOTSTRAP_TEST_KUBE_AUDIT_LOG='$d/log/audit.log'"
   echo "export BOOTSTRAP_TEST_KUBECTL='$KUBE_BIN/kubectl'"
   echo "export BOOTSTRAP_TEST_KUBESEAL='$SEALED_BIN/kubeseal'"
   echo "export BOOTSTRAP_TEST_SEALED_SECRETS_CONTROLLER='$SEALED_BIN/controller'"
