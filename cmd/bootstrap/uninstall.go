@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/health-data-ai/bootstrap/internal/uninstall"
@@ -61,12 +61,12 @@ func runUninstall(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitFailed
 	}
 	rc.UserAgent = "bootstrap"
-	kc, err := kubernetes.NewForConfig(rc)
+	dc, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: kubernetes client: %s\n", err)
 		return exitFailed
 	}
-	removed, err := uninstall.Run(ctx, kc, o, log)
+	removed, err := uninstall.Run(ctx, dc, o, log)
 	for _, r := range removed {
 		fmt.Fprintf(stdout, "- deleted %s\n", r)
 	}

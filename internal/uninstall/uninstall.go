@@ -18,8 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 )
 
 // InstanceLabel is the label every object of a Helm release carries; a
@@ -60,90 +61,26 @@ func pinsInstance(sel labels.Selector) bool {
 	return false
 }
 
-// kind is one kind of object the cleanup removes: how to list and delete it.
-type kind struct {
-	name   string
-	list   func(ctx context.Context, ns string, lo metav1.ListOptions) ([]string, error)
-	delete func(ctx context.Context, ns, name string, do metav1.DeleteOptions) error
-}
-
-// kinds in the order they are removed: the workloads first, so nothing
-// runs with a ServiceAccount or Role that is already gone.
-func kinds(kc kubernetes.Interface) []kind {
-	// names skips objects already being deleted: asking again would only
-	// repeat the request (a Pod waits for its kubelet to stop it).
-	names := func(n int, meta func(int) metav1.ObjectMeta) []string {
-		var out []string
-		for i := range n {
-			if m := meta(i); m.DeletionTimestamp == nil {
-				out = append(out, m.Name)
-			}
-		}
-		return out
-	}
-	return []kind{
-		{"Job", func(ctx context.Context, ns string, lo metav1.ListOptions) ([]string, error) {
-			l, err := kc.BatchV1().Jobs(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			return names(len(l.Items), func(i int) metav1.ObjectMeta { return l.Items[i].ObjectMeta }), nil
-		}, func(ctx context.Context, ns, name string, do metav1.DeleteOptions) error {
-			return kc.BatchV1().Jobs(ns).Delete(ctx, name, do)
-		}},
-		{"Pod", func(ctx context.Context, ns string, lo metav1.ListOptions) ([]string, error) {
-			l, err := kc.CoreV1().Pods(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			return names(len(l.Items), func(i int) metav1.ObjectMeta { return l.Items[i].ObjectMeta }), nil
-		}, func(ctx context.Context, ns, name string, do metav1.DeleteOptions) error {
-			return kc.CoreV1().Pods(ns).Delete(ctx, name, do)
-		}},
-		{"ConfigMap", func(ctx context.Context, ns string, lo metav1.ListOptions) ([]string, error) {
-			l, err := kc.CoreV1().ConfigMaps(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			return names(len(l.Items), func(i int) metav1.ObjectMeta { return l.Items[i].ObjectMeta }), nil
-		}, func(ctx context.Context, ns, name string, do metav1.DeleteOptions) error {
-			return kc.CoreV1().ConfigMaps(ns).Delete(ctx, name, do)
-		}},
-		{"RoleBinding", func(ctx context.Context, ns string, lo metav1.ListOptions) ([]string, error) {
-			l, err := kc.RbacV1().RoleBindings(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			return names(len(l.Items), func(i int) metav1.ObjectMeta { return l.Items[i].ObjectMeta }), nil
-		}, func(ctx context.Context, ns, name string, do metav1.DeleteOptions) error {
-			return kc.RbacV1().RoleBindings(ns).Delete(ctx, name, do)
-		}},
-		{"Role", func(ctx context.Context, ns string, lo metav1.ListOptions) ([]string, error) {
-			l, err := kc.RbacV1().Roles(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			return names(len(l.Items), func(i int) metav1.ObjectMeta { return l.Items[i].ObjectMeta }), nil
-		}, func(ctx context.Context, ns, name string, do metav1.DeleteOptions) error {
-			return kc.RbacV1().Roles(ns).Delete(ctx, name, do)
-		}},
-		{"ServiceAccount", func(ctx context.Context, ns string, lo metav1.ListOptions) ([]string, error) {
-			l, err := kc.CoreV1().ServiceAccounts(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			return names(len(l.Items), func(i int) metav1.ObjectMeta { return l.Items[i].ObjectMeta }), nil
-		}, func(ctx context.Context, ns, name string, do metav1.DeleteOptions) error {
-			return kc.CoreV1().ServiceAccounts(ns).Delete(ctx, name, do)
-		}},
-	}
+// resources are the kinds the cleanup removes, in that order: the
+// workloads first, so nothing runs with a ServiceAccount or Role that is
+// already gone.
+var resources = []struct {
+	kind string
+	gvr  schema.GroupVersionResource
+}{
+	{"Job", schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}},
+	{"Pod", schema.GroupVersionResource{Version: "v1", Resource: "pods"}},
+	{"ConfigMap", schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}},
+	{"RoleBinding", schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}},
+	{"Role", schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}},
+	{"ServiceAccount", schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}},
 }
 
 // Kinds names what Run removes, for the RBAC that allows it.
 func Kinds() []string {
 	var out []string
-	for _, k := range kinds(nil) {
-		out = append(out, k.name)
+	for _, r := range resources {
+		out = append(out, r.kind)
 	}
 	return out
 }
@@ -152,7 +89,7 @@ func Kinds() []string {
 // namespace and returns them as "Kind namespace/name". An object already
 // gone counts as removed; the first other failure stops the run, naming the
 // object (what was removed before it is returned too).
-func Run(ctx context.Context, kc kubernetes.Interface, o Options, log *slog.Logger) ([]string, error) {
+func Run(ctx context.Context, dc dynamic.Interface, o Options, log *slog.Logger) ([]string, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -160,17 +97,23 @@ func Run(ctx context.Context, kc kubernetes.Interface, o Options, log *slog.Logg
 	policy := metav1.DeletePropagationBackground
 	var removed []string
 	for _, ns := range o.Namespaces {
-		for _, k := range kinds(kc) {
-			names, err := k.list(ctx, ns, metav1.ListOptions{LabelSelector: o.Selector})
+		for _, r := range resources {
+			api := dc.Resource(r.gvr).Namespace(ns)
+			l, err := api.List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
 			if err != nil {
-				return removed, fmt.Errorf("uninstall: list %ss in %s: %w", k.name, ns, err)
+				return removed, fmt.Errorf("uninstall: list %ss in %s: %w", r.kind, ns, err)
 			}
-			for _, n := range names {
-				err := k.delete(ctx, ns, n, metav1.DeleteOptions{PropagationPolicy: &policy})
-				if err != nil && !apierrors.IsNotFound(err) {
-					return removed, fmt.Errorf("uninstall: delete %s %s/%s: %w", k.name, ns, n, err)
+			for _, it := range l.Items {
+				// Already being deleted: asking again would only repeat the
+				// request (a Pod waits for its kubelet to stop it).
+				if it.GetDeletionTimestamp() != nil {
+					continue
 				}
-				what := k.name + " " + ns + "/" + n
+				err := api.Delete(ctx, it.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
+				if err != nil && !apierrors.IsNotFound(err) {
+					return removed, fmt.Errorf("uninstall: delete %s %s/%s: %w", r.kind, ns, it.GetName(), err)
+				}
+				what := r.kind + " " + ns + "/" + it.GetName()
 				log.Info("deleted", "resource", what)
 				removed = append(removed, what)
 			}

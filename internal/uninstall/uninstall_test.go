@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -89,7 +90,11 @@ func TestRun(t *testing.T) {
 	}
 
 	sel := InstanceLabel + "=a,app.kubernetes.io/component=bootstrap,app.kubernetes.io/phase!=uninstall"
-	removed, err := Run(ctx, kc, Options{Namespaces: []string{ns}, Selector: sel}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := Run(ctx, dc, Options{Namespaces: []string{ns}, Selector: sel}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +125,7 @@ func TestRun(t *testing.T) {
 		}
 	}
 	// Again: nothing left to remove.
-	again, err := Run(ctx, kc, Options{Namespaces: []string{ns}, Selector: sel}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	again, err := Run(ctx, dc, Options{Namespaces: []string{ns}, Selector: sel}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil || len(again) != 0 {
 		t.Errorf("second run: removed %v, %v; want nothing", again, err)
 	}
