@@ -269,7 +269,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // newLogger builds the slog logger on stderr. Credentials redact themselves
-// (secrets.Credential implements LogValuer); as a second line of defence
+// (credential.Credential implements LogValuer); as a second line of defence
 // any attribute whose key names a secret is replaced.
 func newLogger(w io.Writer, format, level string) *slog.Logger {
 	var lv slog.Level

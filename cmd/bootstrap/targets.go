@@ -6,15 +6,15 @@ import (
 	"github.com/health-data-ai/bootstrap/internal/amqp"
 	"github.com/health-data-ai/bootstrap/internal/buckets"
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/initdb/postgres"
 	"github.com/health-data-ai/bootstrap/internal/initdb/redis"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // buildTargets makes one target per selected instance, in config order.
 // Adding a backend means one loop here and nothing else in the CLI.
-func buildTargets(cfg *config.Config, include func(string) bool, creds secrets.Resolved, log *slog.Logger) []reconcile.Target {
+func buildTargets(cfg *config.Config, include func(string) bool, creds credential.Resolved, log *slog.Logger) []reconcile.Target {
 	var ts []reconcile.Target
 	add := func(t reconcile.Target) {
 		if include(t.Name()) {

@@ -28,8 +28,8 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // declareWorkers is how many AMQP channels (or HTTP requests) declare
@@ -41,7 +41,7 @@ const declareWorkers = 8
 // Target reconciles one RabbitMQ broker.
 type Target struct {
 	cfg   config.RabbitMQ
-	creds secrets.Resolved
+	creds credential.Resolved
 	log   *slog.Logger
 	name  string
 
@@ -59,7 +59,7 @@ var (
 )
 
 // New returns the target for one rabbitmq entry of the config.
-func New(cfg config.RabbitMQ, creds secrets.Resolved, log *slog.Logger) *Target {
+func New(cfg config.RabbitMQ, creds credential.Resolved, log *slog.Logger) *Target {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -204,7 +204,7 @@ func (t *Target) adminConn(ctx context.Context, vhost string) (*amqp091.Connecti
 // dial opens an AMQP connection as user to vhost. The password goes only
 // into the SASL PLAIN response, never into a URL. ctx bounds the TCP
 // connect and the handshake.
-func (t *Target) dial(ctx context.Context, vhost, user string, pass secrets.Credential) (*amqp091.Connection, error) {
+func (t *Target) dial(ctx context.Context, vhost, user string, pass credential.Credential) (*amqp091.Connection, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -299,9 +299,9 @@ func (t *Target) Verify(ctx context.Context) ([]reconcile.Change, error) {
 
 // redactErr guarantees a credential never leaves in an error text, whatever
 // the library put there.
-func redactErr(err error, c secrets.Credential) error {
+func redactErr(err error, c credential.Credential) error {
 	if err == nil || c.Reveal() == "" || !strings.Contains(err.Error(), c.Reveal()) {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), c.Reveal(), secrets.Redacted))
+	return errors.New(strings.ReplaceAll(err.Error(), c.Reveal(), credential.Redacted))
 }

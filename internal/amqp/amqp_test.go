@@ -18,9 +18,9 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/reconcile/reconciletest"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -29,15 +29,15 @@ import (
 type fixture struct {
 	srv   testenv.RabbitServer
 	admin *mgmt
-	creds secrets.Resolved
+	creds credential.Resolved
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	srv := testenv.RabbitMQ(t)
-	creds := secrets.Resolved{
-		"rmq-admin": secrets.NewCredential(srv.Password),
-		"rmq-etl":   secrets.NewCredential("etl-" + testenv.Unique("pw")),
+	creds := credential.Resolved{
+		"rmq-admin": credential.New(srv.Password),
+		"rmq-etl":   credential.New("etl-" + testenv.Unique("pw")),
 	}
 	return &fixture{
 		srv:   srv,
@@ -545,7 +545,7 @@ func TestPreconditionFailedRace(t *testing.T) {
 func TestWrongAdminPassword(t *testing.T) {
 	f := newFixture(t)
 	const wrong = "not-the-password-3f9a"
-	f.creds["rmq-admin"] = secrets.NewCredential(wrong)
+	f.creds["rmq-admin"] = credential.New(wrong)
 	tgt := f.target(f.config())
 	defer tgt.Close()
 	err := tgt.Connect(context.Background())
@@ -575,7 +575,7 @@ func TestWrongUserPasswordLogin(t *testing.T) {
 		t.Fatalf("apply: %v", failed)
 	}
 	const wrong = "wrong-user-password-77"
-	f.creds["rmq-etl"] = secrets.NewCredential(wrong)
+	f.creds["rmq-etl"] = credential.New(wrong)
 	tgt := f.target(cfg)
 	defer tgt.Close()
 	ctx := context.Background()
@@ -667,7 +667,7 @@ func TestUserPassword(t *testing.T) {
 	}
 
 	// A new password in the source: update, and the user can log in with it.
-	f.creds["rmq-etl"] = secrets.NewCredential("rotated-" + testenv.Unique("pw"))
+	f.creds["rmq-etl"] = credential.New("rotated-" + testenv.Unique("pw"))
 	changes, failed = run(t, f.target(cfg))
 	if c := byResource(changes)["rabbitmq/events/user/"+user]; c.Action != reconcile.Update || len(failed) > 0 {
 		t.Fatalf("rotation: %s %q, failures %v", c.Action, c.Detail, failed)

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/health-data-ai/bootstrap/internal/secrets"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 )
 
 // mgmt is a small client for the RabbitMQ management HTTP API: only the
@@ -24,11 +24,11 @@ import (
 type mgmt struct {
 	base string // scheme://host:port, no trailing slash
 	user string
-	pass secrets.Credential
+	pass credential.Credential
 	http *http.Client
 }
 
-func newMgmt(host string, port int, useTLS bool, user string, pass secrets.Credential) *mgmt {
+func newMgmt(host string, port int, useTLS bool, user string, pass credential.Credential) *mgmt {
 	scheme := "http"
 	tr := &http.Transport{
 		Proxy:               nil,
@@ -159,9 +159,9 @@ func cleanReason(s string) string {
 
 // redact removes a credential from server text, in case a server ever
 // echoes it back.
-func redact(s string, c secrets.Credential) string {
+func redact(s string, c credential.Credential) string {
 	if v := c.Reveal(); v != "" && strings.Contains(s, v) {
-		s = strings.ReplaceAll(s, v, secrets.Redacted)
+		s = strings.ReplaceAll(s, v, credential.Redacted)
 	}
 	return s
 }

@@ -35,8 +35,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // planWorkers bounds the buckets read at once by Plan: enough to hide
@@ -50,7 +50,7 @@ const defaultRegion = "us-east-1"
 // Target reconciles the buckets of one S3 endpoint.
 type Target struct {
 	cfg   config.MinIO
-	creds secrets.Resolved
+	creds credential.Resolved
 	log   *slog.Logger
 	name  string
 
@@ -73,7 +73,7 @@ var (
 
 // New returns the target for one minio entry of the config. It opens no
 // connection; Connect does.
-func New(cfg config.MinIO, creds secrets.Resolved, log *slog.Logger) *Target {
+func New(cfg config.MinIO, creds credential.Resolved, log *slog.Logger) *Target {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -18,9 +18,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/reconcile/reconciletest"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -53,10 +53,10 @@ func (e env) config(buckets ...config.Bucket) config.MinIO {
 	}
 }
 
-func (e env) creds() secrets.Resolved {
-	return secrets.Resolved{
-		"minio-root-user":     secrets.NewCredential(e.srv.AccessKey),
-		"minio-root-password": secrets.NewCredential(e.srv.SecretKey),
+func (e env) creds() credential.Resolved {
+	return credential.Resolved{
+		"minio-root-user":     credential.New(e.srv.AccessKey),
+		"minio-root-password": credential.New(e.srv.SecretKey),
 	}
 }
 
@@ -513,9 +513,9 @@ func TestBadCredentials(t *testing.T) {
 		{"unknown access key", "unknown-access-key-77f1", wrongSecret, "InvalidAccessKeyId"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			creds := secrets.Resolved{
-				"minio-root-user":     secrets.NewCredential(tc.ak),
-				"minio-root-password": secrets.NewCredential(tc.sk),
+			creds := credential.Resolved{
+				"minio-root-user":     credential.New(tc.ak),
+				"minio-root-password": credential.New(tc.sk),
 			}
 			var logs bytes.Buffer
 			tgt := New(e.config(), creds, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -542,7 +542,7 @@ func TestBadCredentials(t *testing.T) {
 	}
 
 	t.Run("missing secret", func(t *testing.T) {
-		tgt := New(e.config(), secrets.Resolved{}, nil)
+		tgt := New(e.config(), credential.Resolved{}, nil)
 		err := tgt.Connect(ctx)
 		if !reconcile.IsPermanent(err) || !strings.Contains(err.Error(), "minio-root-user") {
 			t.Errorf("err = %v", err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 )
 
 // ErrNotFound is returned by Source.Get when the source has no secret of
@@ -22,7 +23,7 @@ var ErrNotFound = errors.New("secret not found")
 // other error when the source could not answer. Errors name the secret and
 // the source, never a value.
 type Source interface {
-	Get(ctx context.Context, name string) (Credential, error)
+	Get(ctx context.Context, name string) (credential.Credential, error)
 	// String describes the source for logs ("file source /run/secrets").
 	String() string
 }
@@ -33,7 +34,7 @@ type Source interface {
 // created it first; the caller then reads the winner's value, so two runs
 // racing to generate agree on one credential.
 type Store interface {
-	Create(ctx context.Context, name string, c Credential) error
+	Create(ctx context.Context, name string, c credential.Credential) error
 }
 
 // ErrExists is returned by Store.Create when the secret already exists.
@@ -73,28 +74,28 @@ type FileSource struct{ Dir string }
 func (f FileSource) String() string { return "file source " + f.Dir }
 
 // Get reads Dir/name.
-func (f FileSource) Get(ctx context.Context, name string) (Credential, error) {
+func (f FileSource) Get(ctx context.Context, name string) (credential.Credential, error) {
 	if err := ctx.Err(); err != nil {
-		return Credential{}, err
+		return credential.Credential{}, err
 	}
 	b, err := os.ReadFile(filepath.Join(f.Dir, name))
 	if errors.Is(err, os.ErrNotExist) {
-		return Credential{}, fmt.Errorf("secret %q in %s: %w", name, f, ErrNotFound)
+		return credential.Credential{}, fmt.Errorf("secret %q in %s: %w", name, f, ErrNotFound)
 	}
 	if err != nil {
-		return Credential{}, fmt.Errorf("secret %q in %s: %w", name, f, err)
+		return credential.Credential{}, fmt.Errorf("secret %q in %s: %w", name, f, err)
 	}
 	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if v == "" {
-		return Credential{}, fmt.Errorf("secret %q in %s: file is empty: %w", name, f, ErrNotFound)
+		return credential.Credential{}, fmt.Errorf("secret %q in %s: file is empty: %w", name, f, ErrNotFound)
 	}
-	return NewCredential(v), nil
+	return credential.New(v), nil
 }
 
 // Create writes Dir/name with mode 0600, atomically and only if absent: the
 // value goes to a temporary file that is hard-linked into place, so a
 // concurrent run either wins or sees ErrExists, never a torn file.
-func (f FileSource) Create(ctx context.Context, name string, c Credential) error {
+func (f FileSource) Create(ctx context.Context, name string, c credential.Credential) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -137,16 +138,16 @@ type EnvSource struct{ Prefix string }
 func (e EnvSource) String() string { return "env source " + e.Prefix + "*" }
 
 // Get reads the variable; unset or empty is ErrNotFound.
-func (e EnvSource) Get(ctx context.Context, name string) (Credential, error) {
+func (e EnvSource) Get(ctx context.Context, name string) (credential.Credential, error) {
 	if err := ctx.Err(); err != nil {
-		return Credential{}, err
+		return credential.Credential{}, err
 	}
 	key := config.EnvName(e.Prefix, name)
 	v := os.Getenv(key)
 	if v == "" {
-		return Credential{}, fmt.Errorf("secret %q: environment variable %s is not set: %w", name, key, ErrNotFound)
+		return credential.Credential{}, fmt.Errorf("secret %q: environment variable %s is not set: %w", name, key, ErrNotFound)
 	}
-	return NewCredential(v), nil
+	return credential.New(v), nil
 }
 
 // alphabet is safe unquoted in URLs, connection strings, YAML and shell.
@@ -154,12 +155,12 @@ const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 // Generate returns a random credential of length characters from alphabet,
 // drawn from crypto/rand without modulo bias.
-func Generate(length int) (Credential, error) {
+func Generate(length int) (credential.Credential, error) {
 	out := make([]byte, 0, length)
 	buf := make([]byte, length*2)
 	for len(out) < length {
 		if _, err := rand.Read(buf); err != nil {
-			return Credential{}, fmt.Errorf("generate secret: %w", err)
+			return credential.Credential{}, fmt.Errorf("generate secret: %w", err)
 		}
 		for _, b := range buf {
 			// 248 = 4*62: reject the tail so every character is equally likely.
@@ -168,5 +169,5 @@ func Generate(length int) (Credential, error) {
 			}
 		}
 	}
-	return NewCredential(string(out)), nil
+	return credential.New(string(out)), nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 )
 
@@ -23,7 +24,7 @@ type Credentials struct {
 	length   int
 
 	mu       sync.Mutex
-	resolved Resolved
+	resolved credential.Resolved
 }
 
 var _ reconcile.Target = (*Credentials)(nil)
@@ -32,7 +33,7 @@ var _ reconcile.Target = (*Credentials)(nil)
 // generate, a missing secret is generated with length characters and
 // stored (src must be a Store); without, it is an error naming the path.
 func NewCredentials(src Source, names map[string]string, generate bool, length int) *Credentials {
-	return &Credentials{src: src, names: names, generate: generate, length: length, resolved: Resolved{}}
+	return &Credentials{src: src, names: names, generate: generate, length: length, resolved: credential.Resolved{}}
 }
 
 // Name is the target name in logs; its resources are vault/NAME.
@@ -57,10 +58,10 @@ func (c *Credentials) Connect(ctx context.Context) error {
 func (c *Credentials) Close() error { return nil }
 
 // Resolved returns the credentials read or generated so far.
-func (c *Credentials) Resolved() Resolved {
+func (c *Credentials) Resolved() credential.Resolved {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(Resolved, len(c.resolved))
+	out := make(credential.Resolved, len(c.resolved))
 	for k, v := range c.resolved {
 		out[k] = v
 	}
@@ -77,7 +78,7 @@ func (c *Credentials) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	}
 	sort.Strings(names)
 	type got struct {
-		cred Credential
+		cred credential.Credential
 		err  error
 	}
 	res := make([]got, len(names))
@@ -135,13 +136,13 @@ func (c *Credentials) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	return changes, nil
 }
 
-func (c *Credentials) set(name string, v Credential) {
+func (c *Credentials) set(name string, v credential.Credential) {
 	c.mu.Lock()
 	c.resolved[name] = v
 	c.mu.Unlock()
 }
 
-func (c *Credentials) store(name string, v Credential) func(context.Context) error {
+func (c *Credentials) store(name string, v credential.Credential) func(context.Context) error {
 	return func(ctx context.Context) error {
 		st, ok := c.src.(Store)
 		if !ok {

@@ -8,10 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // ident quotes an identifier.
@@ -153,7 +152,7 @@ func rollback(ctx context.Context, conn *pgx.Conn) {
 
 // applyCreateRole creates the role; verifier, when set, is its SCRAM
 // verifier (never the password itself).
-func (t *Target) applyCreateRole(name, options string, verifier *secrets.Credential) func(context.Context) error {
+func (t *Target) applyCreateRole(name, options string, verifier *credential.Credential) func(context.Context) error {
 	res := t.res("role", name)
 	return func(ctx context.Context) error {
 		err := t.withConn(ctx, "", func(c *pgx.Conn) error {
@@ -171,7 +170,7 @@ func (t *Target) applyCreateRole(name, options string, verifier *secrets.Credent
 	}
 }
 
-func (t *Target) applyAlterRole(name, options string, verifier *secrets.Credential) func(context.Context) error {
+func (t *Target) applyAlterRole(name, options string, verifier *credential.Credential) func(context.Context) error {
 	res := t.res("role", name)
 	return func(ctx context.Context) error {
 		err := t.withConn(ctx, "", func(c *pgx.Conn) error {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -106,9 +106,9 @@ func benchPsql(b *testing.B, ctx context.Context, pg testenv.PG, psql string) ti
 	return d
 }
 
-func benchConfig(pg testenv.PG) (config.Postgres, secrets.Resolved, []string, []string) {
+func benchConfig(pg testenv.PG) (config.Postgres, credential.Resolved, []string, []string) {
 	prefix := testenv.Unique("bn")
-	creds := secrets.Resolved{"pg-admin": secrets.NewCredential(pg.Password)}
+	creds := credential.Resolved{"pg-admin": credential.New(pg.Password)}
 	cfg := config.Postgres{
 		Name: "health", Host: pg.Host, Port: pg.Port, SSLMode: "disable",
 		Admin: config.PGAdmin{User: pg.User, Password: config.SecretRef{Secret: "pg-admin"}, Database: "postgres"},
@@ -117,7 +117,7 @@ func benchConfig(pg testenv.PG) (config.Postgres, secrets.Resolved, []string, []
 	for i := range benchN {
 		r := fmt.Sprintf("%s_r%03d", prefix, i)
 		d := fmt.Sprintf("%s_d%03d", prefix, i)
-		creds["pw-"+r] = secrets.NewCredential(randomPassword())
+		creds["pw-"+r] = credential.New(randomPassword())
 		cfg.Roles = append(cfg.Roles, config.PGRole{Name: r, Password: &config.SecretRef{Secret: "pw-" + r}})
 		cfg.Databases = append(cfg.Databases, config.PGDatabase{Name: d, Owner: r})
 		roles = append(roles, r)

@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -60,7 +60,7 @@ type fixture struct {
 	t     testing.TB
 	inst  string
 	pg    testenv.PG
-	creds secrets.Resolved
+	creds credential.Resolved
 
 	mu    sync.Mutex
 	roles []string
@@ -70,7 +70,7 @@ type fixture struct {
 func newFixture(t testing.TB, inst string) *fixture {
 	t.Helper()
 	pg := testenv.Postgres(t, inst)
-	f := &fixture{t: t, inst: inst, pg: pg, creds: secrets.Resolved{"pg-admin": secrets.NewCredential(pg.Password)}}
+	f := &fixture{t: t, inst: inst, pg: pg, creds: credential.Resolved{"pg-admin": credential.New(pg.Password)}}
 	t.Cleanup(func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -101,7 +101,7 @@ func (f *fixture) db(prefix string) string {
 func (f *fixture) loginRole(prefix string) (config.PGRole, string) {
 	name := f.role(prefix)
 	pw := randomPassword()
-	f.creds["pw-"+name] = secrets.NewCredential(pw)
+	f.creds["pw-"+name] = credential.New(pw)
 	return config.PGRole{Name: name, Password: &config.SecretRef{Secret: "pw-" + name}}, pw
 }
 
@@ -126,7 +126,7 @@ func connectTarget(t testing.TB, tgt *Target) {
 	}
 }
 
-func planOf(t testing.TB, cfg config.Postgres, creds secrets.Resolved) []reconcile.Change {
+func planOf(t testing.TB, cfg config.Postgres, creds credential.Resolved) []reconcile.Change {
 	t.Helper()
 	tgt := New(cfg, creds, nil)
 	defer tgt.Close()
@@ -140,7 +140,7 @@ func planOf(t testing.TB, cfg config.Postgres, creds secrets.Resolved) []reconci
 
 // applyAll connects, locks, plans and applies like the engine does, and
 // returns the plan it applied.
-func applyAll(t testing.TB, cfg config.Postgres, creds secrets.Resolved) []reconcile.Change {
+func applyAll(t testing.TB, cfg config.Postgres, creds credential.Resolved) []reconcile.Change {
 	t.Helper()
 	changes, err := tryApply(context.Background(), cfg, creds)
 	if err != nil {
@@ -149,7 +149,7 @@ func applyAll(t testing.TB, cfg config.Postgres, creds secrets.Resolved) []recon
 	return changes
 }
 
-func tryApply(ctx context.Context, cfg config.Postgres, creds secrets.Resolved) ([]reconcile.Change, error) {
+func tryApply(ctx context.Context, cfg config.Postgres, creds credential.Resolved) ([]reconcile.Change, error) {
 	tgt := New(cfg, creds, nil)
 	defer tgt.Close()
 	if err := tgt.Connect(ctx); err != nil {

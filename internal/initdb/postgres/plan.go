@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // privilegesByKind lists, per grant kind, every privilege PostgreSQL knows
@@ -375,7 +375,7 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.name, err)
 	}
-	passwords := map[string]secrets.Credential{}
+	passwords := map[string]credential.Credential{}
 	for _, r := range t.cfg.Roles {
 		if r.Password == nil || r.Password.Secret == "" {
 			continue
@@ -584,13 +584,13 @@ func wrapCtx(ctx context.Context, err error) error {
 // as a Credential so it prints as REDACTED should it ever be formatted.
 type passwordPlan struct {
 	diff     string
-	verifier *secrets.Credential
+	verifier *credential.Credential
 }
 
 // planPasswords checks every desired password against the stored value
 // and computes verifiers for those to set. Each costs a 4096-round PBKDF2,
 // so they run in parallel.
-func planPasswords(ctx context.Context, roles []config.PGRole, cur map[string]*roleState, pws map[string]secrets.Credential) (map[string]passwordPlan, error) {
+func planPasswords(ctx context.Context, roles []config.PGRole, cur map[string]*roleState, pws map[string]credential.Credential) (map[string]passwordPlan, error) {
 	out := make(map[string]passwordPlan, len(roles))
 	var mu sync.Mutex
 	var firstErr error
@@ -622,7 +622,7 @@ func planPasswords(ctx context.Context, roles []config.PGRole, cur map[string]*r
 			if p.diff != "" {
 				var v string
 				v, err = newSCRAMVerifier(pw.Reveal())
-				vc := secrets.NewCredential(v)
+				vc := credential.New(v)
 				p.verifier = &vc
 			}
 			mu.Lock()
@@ -640,7 +640,7 @@ func planPasswords(ctx context.Context, roles []config.PGRole, cur map[string]*r
 	return out, firstErr
 }
 
-func comparePassword(role string, pw secrets.Credential, stored *string) string {
+func comparePassword(role string, pw credential.Credential, stored *string) string {
 	if stored == nil {
 		return "password set"
 	}

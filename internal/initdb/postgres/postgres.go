@@ -28,8 +28,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // advisoryLockKey serialises bootstrap runs against one server: the bytes
@@ -40,7 +40,7 @@ const advisoryLockKey int64 = 0x626f6f7473747270
 // Target reconciles one PostgreSQL instance.
 type Target struct {
 	cfg   config.Postgres
-	creds secrets.Resolved
+	creds credential.Resolved
 	log   *slog.Logger
 	name  string
 
@@ -62,7 +62,7 @@ var (
 
 // New returns the target for one config.postgres entry. creds must hold
 // every secret the entry references; log may be nil.
-func New(cfg config.Postgres, creds secrets.Resolved, log *slog.Logger) *Target {
+func New(cfg config.Postgres, creds credential.Resolved, log *slog.Logger) *Target {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +141,7 @@ func (t *Target) Connect(ctx context.Context) error {
 
 // dial connects as user to database, classifying failures for the engine.
 // The error names instance, address, user and database, never the password.
-func (t *Target) dial(ctx context.Context, database, user string, password secrets.Credential) (*pgx.Conn, error) {
+func (t *Target) dial(ctx context.Context, database, user string, password credential.Credential) (*pgx.Conn, error) {
 	cc, err := t.connConfig(database, user, password)
 	if err != nil {
 		return nil, reconcile.Permanent(fmt.Errorf("connect %s at %s as %s: %w", t.name, t.addr(), user, err))
@@ -195,7 +195,7 @@ func permanentConnectError(err error) bool {
 // from ParseConfig("") is required by pgx (it fills dialers and defaults);
 // every field that matters is then overwritten so no PG* environment
 // variable changes where or how we connect.
-func (t *Target) connConfig(database, user string, password secrets.Credential) (*pgx.ConnConfig, error) {
+func (t *Target) connConfig(database, user string, password credential.Credential) (*pgx.ConnConfig, error) {
 	cc, err := pgx.ParseConfig("")
 	if err != nil {
 		return nil, fmt.Errorf("base config: %w", err)

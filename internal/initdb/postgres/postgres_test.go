@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/reconcile/reconciletest"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -172,7 +172,7 @@ func TestPasswordChangeUpdatesExactlyThatRole(t *testing.T) {
 				t.Fatalf("second apply: %v", w)
 			}
 			newPw := randomPassword()
-			f.creds["pw-"+names[1]] = secrets.NewCredential(newPw)
+			f.creds["pw-"+names[1]] = credential.New(newPw)
 			changes := planOf(t, cfg, f.creds)
 			w := writes(changes)
 			want := "update postgres/" + inst + "/role/" + names[1] + " (password changed)"
@@ -199,7 +199,7 @@ func TestPasswordChangeUpdatesExactlyThatRole(t *testing.T) {
 	}
 }
 
-func runVerify(t testing.TB, cfg config.Postgres, creds secrets.Resolved) []error {
+func runVerify(t testing.TB, cfg config.Postgres, creds credential.Resolved) []error {
 	t.Helper()
 	tgt := New(cfg, creds, nil)
 	defer tgt.Close()
@@ -233,7 +233,7 @@ func TestVerifyFailsNamingRoleWithoutPassword(t *testing.T) {
 	cfg.Roles = []config.PGRole{r}
 	applyAll(t, cfg, f.creds)
 	wrong := randomPassword()
-	f.creds["pw-"+r.Name] = secrets.NewCredential(wrong)
+	f.creds["pw-"+r.Name] = credential.New(wrong)
 	tgt := New(cfg, f.creds, nil)
 	defer tgt.Close()
 	connectTarget(t, tgt)
@@ -479,7 +479,7 @@ func TestServerLogHoldsNoPassword(t *testing.T) {
 			cfg.Databases = []config.PGDatabase{{Name: db, Owner: r1.Name}}
 			applyAll(t, cfg, f.creds)
 			pw3 := randomPassword()
-			f.creds["pw-"+r2.Name] = secrets.NewCredential(pw3)
+			f.creds["pw-"+r2.Name] = credential.New(pw3)
 			applyAll(t, cfg, f.creds)
 			runVerify(t, cfg, f.creds)
 
@@ -544,7 +544,7 @@ func TestWrongAdminPasswordIsPermanent(t *testing.T) {
 		t.Run(inst, func(t *testing.T) {
 			f := newFixture(t, inst)
 			wrong := randomPassword()
-			creds := secrets.Resolved{"pg-admin": secrets.NewCredential(wrong)}
+			creds := credential.Resolved{"pg-admin": credential.New(wrong)}
 			tgt := New(f.config(), creds, nil)
 			defer tgt.Close()
 			err := tgt.Connect(context.Background())
@@ -699,7 +699,7 @@ func TestNormaliseGrants(t *testing.T) {
 
 func TestSSLModes(t *testing.T) {
 	tgt := New(config.Postgres{Name: "x", Host: "db.example", SSLMode: "verify-full"}, nil, nil)
-	cc, err := tgt.connConfig("d", "u", secrets.NewCredential("p"))
+	cc, err := tgt.connConfig("d", "u", credential.New("p"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -707,22 +707,22 @@ func TestSSLModes(t *testing.T) {
 		t.Errorf("verify-full: %+v fallbacks %d", cc.TLSConfig, len(cc.Fallbacks))
 	}
 	tgt.cfg.SSLMode = "require"
-	cc, _ = tgt.connConfig("d", "u", secrets.NewCredential("p"))
+	cc, _ = tgt.connConfig("d", "u", credential.New("p"))
 	if cc.TLSConfig == nil || !cc.TLSConfig.InsecureSkipVerify || len(cc.Fallbacks) != 0 {
 		t.Errorf("require: %+v fallbacks %d", cc.TLSConfig, len(cc.Fallbacks))
 	}
 	tgt.cfg.SSLMode = "prefer"
-	cc, _ = tgt.connConfig("d", "u", secrets.NewCredential("p"))
+	cc, _ = tgt.connConfig("d", "u", credential.New("p"))
 	if cc.TLSConfig == nil || len(cc.Fallbacks) != 1 || cc.Fallbacks[0].TLSConfig != nil {
 		t.Errorf("prefer: %+v fallbacks %d", cc.TLSConfig, len(cc.Fallbacks))
 	}
 	tgt.cfg.SSLMode = "disable"
-	cc, _ = tgt.connConfig("d", "u", secrets.NewCredential("p"))
+	cc, _ = tgt.connConfig("d", "u", credential.New("p"))
 	if cc.TLSConfig != nil || len(cc.Fallbacks) != 0 {
 		t.Errorf("disable: %+v fallbacks %d", cc.TLSConfig, len(cc.Fallbacks))
 	}
 	tgt.cfg.SSLMode = "allow"
-	if _, err := tgt.connConfig("d", "u", secrets.NewCredential("p")); err == nil {
+	if _, err := tgt.connConfig("d", "u", credential.New("p")); err == nil {
 		t.Error("sslmode allow accepted")
 	}
 }

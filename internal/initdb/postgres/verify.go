@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // Verify returns one check per login role with a password: log in with it
@@ -59,7 +59,7 @@ func (t *Target) loginDatabase(role string, grants []grantSpec) string {
 
 // checkLogin logs in as role with its password. Its error names role,
 // database and instance; the driver's message carries no password.
-func (t *Target) checkLogin(role, db string, pw secrets.Credential) func(context.Context) error {
+func (t *Target) checkLogin(role, db string, pw credential.Credential) func(context.Context) error {
 	return func(ctx context.Context) error {
 		conn, err := t.dial(ctx, db, role, pw)
 		if err != nil {

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 func TestParseRole(t *testing.T) {
@@ -94,10 +94,10 @@ func TestSettings(t *testing.T) {
 
 func TestScrub(t *testing.T) {
 	tgt := New(config.Redis{Name: "x"}, nil, nil)
-	tgt.pw = secrets.NewCredential("hunter2secret")
+	tgt.pw = credential.New("hunter2secret")
 	base := errors.New("server said: hunter2secret is wrong")
 	err := tgt.scrub(fmt.Errorf("auth: %w", base))
-	if strings.Contains(err.Error(), "hunter2secret") || !strings.Contains(err.Error(), secrets.Redacted) {
+	if strings.Contains(err.Error(), "hunter2secret") || !strings.Contains(err.Error(), credential.Redacted) {
 		t.Errorf("scrub left %q", err)
 	}
 	if !errors.Is(err, base) {

@@ -22,21 +22,21 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // Target is one Redis instance (redis/health, redis/auth).
 type Target struct {
 	cfg    config.Redis
-	creds  secrets.Resolved
+	creds  credential.Resolved
 	log    *slog.Logger
 	name   string
 	client *goredis.Client
 	// opts is kept to open the fresh connection the auth check needs; the
 	// password reaches go-redis only through its credentials callback.
 	opts *goredis.Options
-	pw   secrets.Credential
+	pw   credential.Credential
 }
 
 var (
@@ -57,7 +57,7 @@ func (discard) Printf(context.Context, string, ...any) {}
 
 // New returns the target for one configured Redis instance. It opens no
 // connection; Connect does.
-func New(cfg config.Redis, creds secrets.Resolved, log *slog.Logger) *Target {
+func New(cfg config.Redis, creds credential.Resolved, log *slog.Logger) *Target {
 	quietOnce.Do(func() { goredis.SetLogger(discard{}) })
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -225,7 +225,7 @@ func (t *Target) scrub(err error) error {
 	if err == nil || t.pw.IsZero() || !strings.Contains(err.Error(), t.pw.Reveal()) {
 		return err
 	}
-	return scrubbed{msg: strings.ReplaceAll(err.Error(), t.pw.Reveal(), secrets.Redacted), err: err}
+	return scrubbed{msg: strings.ReplaceAll(err.Error(), t.pw.Reveal(), credential.Redacted), err: err}
 }
 
 type scrubbed struct {

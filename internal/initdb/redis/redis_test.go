@@ -17,9 +17,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/reconcile/reconciletest"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -42,8 +42,8 @@ func (s server) config(db int) config.Redis {
 	return config.Redis{Name: s.name, Address: s.addr, Password: &config.SecretRef{Secret: secretName}, DB: db}
 }
 
-func (s server) creds() secrets.Resolved {
-	return secrets.Resolved{secretName: secrets.NewCredential(s.password)}
+func (s server) creds() credential.Resolved {
+	return credential.Resolved{secretName: credential.New(s.password)}
 }
 
 // admin is a plain client for looking at the server behind the target's back.
@@ -181,7 +181,7 @@ func TestOnlyExpectedSettingsAreChecked(t *testing.T) {
 func TestWrongPasswordIsPermanent(t *testing.T) {
 	srv := realServer(t, "auth")
 	wrong := "wrong-" + testenv.Unique("pw")
-	tgt := New(srv.config(0), secrets.Resolved{secretName: secrets.NewCredential(wrong)}, nil)
+	tgt := New(srv.config(0), credential.Resolved{secretName: credential.New(wrong)}, nil)
 	defer tgt.Close()
 	err := tgt.Connect(context.Background())
 	if err == nil {
@@ -218,7 +218,7 @@ func TestNoPasswordIsPermanent(t *testing.T) {
 
 func TestMissingSecretIsPermanent(t *testing.T) {
 	srv := realServer(t, "auth")
-	tgt := New(srv.config(0), secrets.Resolved{}, nil)
+	tgt := New(srv.config(0), credential.Resolved{}, nil)
 	defer tgt.Close()
 	err := tgt.Connect(context.Background())
 	if err == nil || !reconcile.IsPermanent(err) || !strings.Contains(err.Error(), secretName) {
@@ -382,7 +382,7 @@ func TestACLUser(t *testing.T) {
 	cfg.Username = user
 	cfg.Expect = config.RedisExpect{Role: "master", MaxmemoryPolicy: "noeviction"}
 	var logs logBuffer
-	tgt := New(cfg, secrets.Resolved{secretName: secrets.NewCredential(pw)}, slog.New(slog.NewTextHandler(&logs, nil)))
+	tgt := New(cfg, credential.Resolved{secretName: credential.New(pw)}, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer tgt.Close()
 	connect(t, tgt)
 	cs, err := tgt.Plan(ctx)
@@ -408,7 +408,7 @@ func TestACLUser(t *testing.T) {
 	}
 
 	// The same user with a wrong password: permanent, named, not leaked.
-	bad := New(cfg, secrets.Resolved{secretName: secrets.NewCredential(pw + "x")}, nil)
+	bad := New(cfg, credential.Resolved{secretName: credential.New(pw + "x")}, nil)
 	defer bad.Close()
 	err = bad.Connect(ctx)
 	if err == nil || !reconcile.IsPermanent(err) || !strings.Contains(err.Error(), "as "+user) {
@@ -433,7 +433,7 @@ func TestAuthCheckSeesRotation(t *testing.T) {
 	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
 	cfg := srv.config(0)
 	cfg.Username = user
-	tgt := New(cfg, secrets.Resolved{secretName: secrets.NewCredential(pw)}, nil)
+	tgt := New(cfg, credential.Resolved{secretName: credential.New(pw)}, nil)
 	defer tgt.Close()
 	connect(t, tgt)
 	cs, err := tgt.Plan(ctx)

@@ -27,6 +27,7 @@ import (
 	"github.com/oracle/oci-go-sdk/v65/vault"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
@@ -282,10 +283,10 @@ func (s *Source) clients(ctx context.Context) (*ocisecrets.SecretsClient, *vault
 // Get reads the current version of the secret named name. A missing secret
 // is ErrNotFound; the error then also says it may be a missing IAM policy,
 // because OCI answers both with the same 404.
-func (s *Source) Get(ctx context.Context, name string) (secrets.Credential, error) {
+func (s *Source) Get(ctx context.Context, name string) (credential.Credential, error) {
 	rc, _, err := s.clients(ctx)
 	if err != nil {
-		return secrets.Credential{}, err
+		return credential.Credential{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.wait+5*time.Second)
 	defer cancel()
@@ -295,27 +296,27 @@ func (s *Source) Get(ctx context.Context, name string) (secrets.Credential, erro
 		Stage:      ocisecrets.GetSecretBundleByNameStageCurrent,
 	})
 	if err != nil {
-		return secrets.Credential{}, s.explain("read", name, err)
+		return credential.Credential{}, s.explain("read", name, err)
 	}
 	content, ok := resp.SecretBundleContent.(ocisecrets.Base64SecretBundleContentDetails)
 	if !ok || content.Content == nil {
-		return secrets.Credential{}, fmt.Errorf("read secret %q in %s: content is not BASE64", name, s)
+		return credential.Credential{}, fmt.Errorf("read secret %q in %s: content is not BASE64", name, s)
 	}
 	b, err := base64.StdEncoding.DecodeString(*content.Content)
 	if err != nil {
 		// The decoder's error names an offset, never content.
-		return secrets.Credential{}, fmt.Errorf("read secret %q in %s: content is not valid base64", name, s)
+		return credential.Credential{}, fmt.Errorf("read secret %q in %s: content is not valid base64", name, s)
 	}
 	if len(b) == 0 {
-		return secrets.Credential{}, fmt.Errorf("read secret %q in %s: current version is empty: %w", name, s, secrets.ErrNotFound)
+		return credential.Credential{}, fmt.Errorf("read secret %q in %s: current version is empty: %w", name, s, secrets.ErrNotFound)
 	}
-	return secrets.NewCredential(string(b)), nil
+	return credential.New(string(b)), nil
 }
 
 // Create stores a new secret with one version and waits while OCI reports
 // it CREATING. A name that exists already (or is reserved by a deleted
 // secret) is ErrExists; a deleted one says how to restore it.
-func (s *Source) Create(ctx context.Context, name string, c secrets.Credential) error {
+func (s *Source) Create(ctx context.Context, name string, c credential.Credential) error {
 	_, vc, err := s.clients(ctx)
 	if err != nil {
 		return err

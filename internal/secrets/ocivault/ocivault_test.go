@@ -21,6 +21,7 @@ import (
 	"github.com/oracle/oci-go-sdk/v65/common"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/reconcile/reconciletest"
 	"github.com/health-data-ai/bootstrap/internal/secrets"
@@ -345,7 +346,7 @@ func TestSDKNeverDumpsBodies(t *testing.T) {
 	if _, err := s.Get(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}
-	c := secrets.NewCredential("created-value-must-not-be-logged")
+	c := credential.New("created-value-must-not-be-logged")
 	if err := s.Create(context.Background(), "b", c); err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +365,7 @@ func TestSDKVerboseWouldLeak(t *testing.T) {
 	var sdk bytes.Buffer
 	common.SetSDKLogger(sdkLogger{level: 3, log: slog.New(slog.NewTextHandler(&sdk, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	defer common.SetSDKLogger(sdkLogger{level: 0, log: slog.New(slog.DiscardHandler)})
-	c := secrets.NewCredential("created-value-verbose")
+	c := credential.New("created-value-verbose")
 	if err := s.Create(context.Background(), "v", c); err != nil {
 		t.Fatal(err)
 	}

@@ -25,13 +25,12 @@ import (
 
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // Annotations bootstrap keeps on the SealedSecret (never on the Secret the
@@ -167,7 +166,7 @@ type Spec struct {
 	Name      string
 	Namespace string
 	// Data maps each key to its credential.
-	Data  map[string]secrets.Credential
+	Data  map[string]credential.Credential
 	Scope ssv1alpha1.SealingScope
 	// Labels go on the SealedSecret and on the Secret it produces.
 	Labels map[string]string

@@ -16,9 +16,8 @@ import (
 
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"k8s.io/client-go/kubernetes/scheme"
-
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 )
 
 // testCert returns a controller-like key pair and its PEM certificate.
@@ -34,9 +33,9 @@ func testCert(t testing.TB) (*rsa.PrivateKey, []byte) {
 func spec(scope ssv1alpha1.SealingScope) Spec {
 	return Spec{
 		Name: "postgresql-health-secret", Namespace: "health-data", Scope: scope,
-		Data: map[string]secrets.Credential{
-			"postgres-password": secrets.NewCredential("admin-Pa55word-0123456789abcdef"),
-			"password":          secrets.NewCredential("api-Pa55word-0123456789abcdef"),
+		Data: map[string]credential.Credential{
+			"postgres-password": credential.New("admin-Pa55word-0123456789abcdef"),
+			"password":          credential.New("api-Pa55word-0123456789abcdef"),
 		},
 	}
 }
@@ -107,9 +106,9 @@ func TestDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := spec(ssv1alpha1.StrictScope)
-	changed.Data["password"] = secrets.NewCredential("another-value-0123456789")
+	changed.Data["password"] = credential.New("another-value-0123456789")
 	moreKeys := spec(ssv1alpha1.StrictScope)
-	moreKeys.Data["extra"] = secrets.NewCredential("x")
+	moreKeys.Data["extra"] = credential.New("x")
 	cases := []struct {
 		name string
 		cert *Cert

@@ -37,8 +37,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
 )
 
@@ -81,7 +81,7 @@ plain (namespace): ""/secrets get,create,update`
 type Target struct {
 	out     config.Output
 	secrets []config.KubernetesSecret
-	creds   secrets.Resolved
+	creds   credential.Resolved
 	wait    time.Duration
 	log     *slog.Logger
 
@@ -105,7 +105,7 @@ var (
 
 // New returns the sink for cfg.Output and cfg.KubernetesSecrets, reading
 // values from creds. waitTimeout bounds the wait for the controller.
-func New(cfg config.Secrets, creds secrets.Resolved, waitTimeout time.Duration, log *slog.Logger) *Target {
+func New(cfg config.Secrets, creds credential.Resolved, waitTimeout time.Duration, log *slog.Logger) *Target {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -230,7 +230,7 @@ func (t *Target) resource(name string) string {
 
 // spec builds the desired Secret from the resolved credentials.
 func (t *Target) spec(ks config.KubernetesSecret) (seal.Spec, error) {
-	sp := seal.Spec{Name: ks.Name, Namespace: t.out.Namespace, Scope: t.scope, Data: map[string]secrets.Credential{}}
+	sp := seal.Spec{Name: ks.Name, Namespace: t.out.Namespace, Scope: t.scope, Data: map[string]credential.Credential{}}
 	for key, name := range ks.Data {
 		c, err := t.creds.Get(name)
 		if err != nil {

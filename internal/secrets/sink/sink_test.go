@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
+	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
-	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
 )
 
@@ -40,11 +40,11 @@ func controllerKey(t testing.TB) (*rsa.PrivateKey, string) {
 	return priv, p
 }
 
-func testCreds() secrets.Resolved {
-	return secrets.Resolved{
-		"pg-health-admin":     secrets.NewCredential("Adm1nPassw0rdAdm1nPassw0rdAdm1nX"),
-		"pg-health-healthapi": secrets.NewCredential("Ap1Passw0rdAp1Passw0rdAp1Passw0r"),
-		"redis-health":        secrets.NewCredential("Red1sPassw0rdRed1sPassw0rdRed1sP"),
+func testCreds() credential.Resolved {
+	return credential.Resolved{
+		"pg-health-admin":     credential.New("Adm1nPassw0rdAdm1nPassw0rdAdm1nX"),
+		"pg-health-healthapi": credential.New("Ap1Passw0rdAp1Passw0rdAp1Passw0r"),
+		"redis-health":        credential.New("Red1sPassw0rdRed1sPassw0rdRed1sP"),
 	}
 }
 
@@ -86,7 +86,7 @@ func count(rs []reconcile.Result, a reconcile.Action) int {
 	return n
 }
 
-func assertNoLeak(t *testing.T, creds secrets.Resolved, texts ...string) {
+func assertNoLeak(t *testing.T, creds credential.Resolved, texts ...string) {
 	t.Helper()
 	for _, c := range creds {
 		for _, s := range texts {
@@ -166,7 +166,7 @@ func TestDirIsIdempotentAndUnseals(t *testing.T) {
 	}
 	// A changed value re-seals that Secret only.
 	creds2 := testCreds()
-	creds2["redis-health"] = secrets.NewCredential("An0therRed1sPassw0rdAn0therRed1s")
+	creds2["redis-health"] = credential.New("An0therRed1sPassw0rdAn0therRed1s")
 	rs = run(t, New(cfg, creds2, time.Minute, log), reconcile.ModeApply)
 	if rs[0].Action != reconcile.Noop || rs[1].Action != reconcile.Update || !strings.Contains(rs[1].Detail, "values changed") {
 		t.Fatalf("changed value: %+v", rs)
@@ -220,7 +220,7 @@ func TestMarshalYAMLIsStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss, err := seal.Seal(cert, seal.Spec{Name: "a", Namespace: "n", Data: map[string]secrets.Credential{"k": secrets.NewCredential("v")}})
+	ss, err := seal.Seal(cert, seal.Spec{Name: "a", Namespace: "n", Data: map[string]credential.Credential{"k": credential.New("v")}})
 	if err != nil {
 		t.Fatal(err)
 	}

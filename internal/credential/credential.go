@@ -1,8 +1,8 @@
-// Package secrets owns credentials: the Credential type that never prints its
-// value, the sources credentials are read from (file, env, OCI Vault), their
-// generation, and the delivery of Kubernetes Secrets. It never talks to the
-// provisioned services themselves.
-package secrets
+// Package credential is the leaf every package that handles a secret value
+// shares: the Credential type that never prints its value, and Resolved, the
+// credentials of one run by secret name. It imports nothing of the project,
+// so the backends can use it without importing each other.
+package credential
 
 import (
 	"encoding/json"
@@ -21,8 +21,8 @@ type Credential struct {
 	v string
 }
 
-// NewCredential wraps a secret value.
-func NewCredential(v string) Credential { return Credential{v: v} }
+// New wraps a secret value.
+func New(v string) Credential { return Credential{v: v} }
 
 // Reveal returns the secret value. Call it only at the point of use
 // (hashing, authenticating); never log or wrap the result in an error.
