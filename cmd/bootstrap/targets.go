@@ -21,17 +21,18 @@ func buildTargets(cfg *config.Config, include func(string) bool, creds credentia
 			ts = append(ts, t)
 		}
 	}
+	// Each backend scopes the logger to its target (target=KIND/NAME).
 	for _, c := range cfg.Postgres {
-		add(postgres.New(c, creds, log.With("target", "postgres/"+c.Name)))
+		add(postgres.New(c, creds, log))
 	}
 	for _, c := range cfg.Redis {
-		add(redis.New(c, creds, log.With("target", "redis/"+c.Name)))
+		add(redis.New(c, creds, log))
 	}
 	for _, c := range cfg.MinIO {
-		add(buckets.New(c, creds, log.With("target", "minio/"+c.Name)))
+		add(buckets.New(c, creds, log))
 	}
 	for _, c := range cfg.RabbitMQ {
-		add(amqp.New(c, creds, log.With("target", "rabbitmq/"+c.Name)))
+		add(amqp.New(c, creds, log))
 	}
 	return ts
 }

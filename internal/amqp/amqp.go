@@ -63,11 +63,11 @@ func New(cfg config.RabbitMQ, creds credential.Resolved, log *slog.Logger) *Targ
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	name := "rabbitmq/" + cfg.Name
+	name := cfg.Target()
 	return &Target{
 		cfg:   cfg,
 		creds: creds,
-		log:   log, // the caller scopes it (target=rabbitmq/NAME)
+		log:   log.With("target", name),
 		name:  name,
 		conns: map[string]*amqp091.Connection{},
 	}

@@ -554,10 +554,7 @@ func (t *Target) planTopicPermission(s *state, user string, p config.RMQTopicPer
 
 func (t *Target) planPolicy(s *state, p config.RMQPolicy) reconcile.Change {
 	c := reconcile.Change{Resource: reconcile.Resource(t.name, "policy", p.VHost, p.Name)}
-	applyTo := p.ApplyTo
-	if applyTo == "" {
-		applyTo = "all"
-	}
+	applyTo := p.ApplyTo // defaulted by config.ApplyDefaults
 	cur, exists := s.policies[[2]string{p.VHost, p.Name}]
 	var diffs []string
 	if exists {
@@ -816,10 +813,7 @@ func bindingResource(target, vhost, src, dtype, dst, key string, args map[string
 }
 
 func (t *Target) planBinding(s *state, d *declarer, b config.RMQBinding) reconcile.Change {
-	dtype := b.DestinationType
-	if dtype == "" {
-		dtype = "queue"
-	}
+	dtype := b.DestinationType // defaulted by config.ApplyDefaults
 	c := reconcile.Change{Resource: bindingResource(t.name, b.VHost, b.Source, dtype, b.Destination, b.RoutingKey, b.Arguments)}
 	if s.bindings[bindingKey(b.VHost, b.Source, dtype, b.Destination, b.RoutingKey, b.Arguments)] {
 		c.Action = reconcile.Noop
@@ -830,7 +824,6 @@ func (t *Target) planBinding(s *state, d *declarer, b config.RMQBinding) reconci
 	if len(b.Arguments) > 0 {
 		c.Detail += ", arguments " + show(normalize(b.Arguments))
 	}
-	b.DestinationType = dtype
 	c.Apply = d.add(b.VHost, kindBinding, &declItem{b: b})
 	return c
 }

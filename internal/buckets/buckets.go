@@ -77,7 +77,7 @@ func New(cfg config.MinIO, creds credential.Resolved, log *slog.Logger) *Target 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	name := "minio/" + cfg.Name
+	name := cfg.Target()
 	t := &Target{cfg: cfg, creds: creds, name: name, log: log.With("target", name)}
 	t.endpoint, t.secure = splitEndpoint(cfg.Endpoint, cfg.TLS)
 	return t

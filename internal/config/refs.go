@@ -56,21 +56,37 @@ func (c *Config) SecretRefs(include func(target string) bool, withKubernetes boo
 	return out
 }
 
+// Target names (KIND/INSTANCE) are built here and nowhere else: they are
+// what --only matches, the backends' Name, the first half of every resource
+// name and the logs' target attribute.
+
+// Target is the entry's target name, postgres/NAME.
+func (p Postgres) Target() string { return "postgres/" + p.Name }
+
+// Target is the entry's target name, redis/NAME.
+func (r Redis) Target() string { return "redis/" + r.Name }
+
+// Target is the entry's target name, minio/NAME.
+func (m MinIO) Target() string { return "minio/" + m.Name }
+
+// Target is the entry's target name, rabbitmq/NAME.
+func (r RabbitMQ) Target() string { return "rabbitmq/" + r.Name }
+
 // Targets lists every target name in config order: postgres, redis, minio,
 // rabbitmq.
 func (c *Config) Targets() []string {
 	var out []string
 	for _, p := range c.Postgres {
-		out = append(out, "postgres/"+p.Name)
+		out = append(out, p.Target())
 	}
 	for _, r := range c.Redis {
-		out = append(out, "redis/"+r.Name)
+		out = append(out, r.Target())
 	}
 	for _, m := range c.MinIO {
-		out = append(out, "minio/"+m.Name)
+		out = append(out, m.Target())
 	}
 	for _, r := range c.RabbitMQ {
-		out = append(out, "rabbitmq/"+r.Name)
+		out = append(out, r.Target())
 	}
 	return out
 }

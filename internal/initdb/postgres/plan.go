@@ -524,10 +524,7 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	for _, d := range t.cfg.Databases {
 		det := st.details[d.Name]
 		for _, s := range d.Schemas {
-			owner := s.Owner
-			if owner == "" {
-				owner = ownerOf(d.Name)
-			}
+			owner := s.Owner // defaulted to the database's owner by config.ApplyDefaults
 			c := reconcile.Change{Resource: t.res("schema", d.Name, s.Name), Action: reconcile.Noop}
 			cur, exists := "", false
 			if det != nil {

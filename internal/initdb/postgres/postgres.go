@@ -66,19 +66,9 @@ func New(cfg config.Postgres, creds credential.Resolved, log *slog.Logger) *Targ
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	name := "postgres/" + cfg.Name
-	if cfg.Port == 0 {
-		cfg.Port = 5432
-	}
-	if cfg.Admin.User == "" {
-		cfg.Admin.User = "postgres"
-	}
-	if cfg.Admin.Database == "" {
-		cfg.Admin.Database = "postgres"
-	}
-	if cfg.SSLMode == "" {
-		cfg.SSLMode = "prefer"
-	}
+	// Port, admin user and database, sslmode and schema owners are
+	// config.ApplyDefaults's: a config reaches New loaded.
+	name := cfg.Target()
 	return &Target{
 		cfg:       cfg,
 		creds:     creds,

@@ -36,7 +36,7 @@ func fullConfig(t testing.TB, f *fixture, migrations string) (config.Postgres, [
 		Name:                db,
 		Owner:               owner.Name,
 		Extensions:          []string{"pgcrypto"},
-		Schemas:             []config.PGSchema{{Name: "ingest"}},
+		Schemas:             []config.PGSchema{{Name: "ingest", Owner: owner.Name}},
 		Migrations:          migrations,
 		RevokePublicConnect: true,
 	}}
@@ -118,7 +118,7 @@ func TestDroppedDatabaseIsPlannedAsCreate(t *testing.T) {
 			r, _ := f.loginRole("own")
 			cfg.Roles = []config.PGRole{r}
 			db := f.db("drop")
-			cfg.Databases = []config.PGDatabase{{Name: db, Owner: r.Name, Schemas: []config.PGSchema{{Name: "s1"}}}}
+			cfg.Databases = []config.PGDatabase{{Name: db, Owner: r.Name, Schemas: []config.PGSchema{{Name: "s1", Owner: r.Name}}}}
 			applyAll(t, cfg, f.creds)
 			if w := writes(planOf(t, cfg, f.creds)); len(w) != 0 {
 				t.Fatalf("plan after apply: %v", w)
@@ -439,7 +439,7 @@ func TestUpdatesSayWhatDiffers(t *testing.T) {
 	other, _ := f.loginRole("oth")
 	db := f.db("upd")
 	cfg.Roles = []config.PGRole{r, other}
-	cfg.Databases = []config.PGDatabase{{Name: db, Owner: r.Name, Schemas: []config.PGSchema{{Name: "s"}}}}
+	cfg.Databases = []config.PGDatabase{{Name: db, Owner: r.Name, Schemas: []config.PGSchema{{Name: "s", Owner: r.Name}}}}
 	applyAll(t, cfg, f.creds)
 
 	cfg.Roles[0].ConnectionLimit = ptr(50)

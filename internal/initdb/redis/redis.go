@@ -62,7 +62,7 @@ func New(cfg config.Redis, creds credential.Resolved, log *slog.Logger) *Target 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	name := "redis/" + cfg.Name
+	name := cfg.Target()
 	return &Target{cfg: cfg, creds: creds, log: log.With("target", name), name: name}
 }
 
