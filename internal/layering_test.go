@@ -11,7 +11,12 @@ package internal_test
 import (
 	"bufio"
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -111,5 +116,46 @@ func TestLayering(t *testing.T) {
 	}
 	if backends < 5 {
 		t.Errorf("found %d backend packages; the rules above check nothing", backends)
+	}
+}
+
+// TestSizes: no non-test Go file of the module passes 600 lines and no
+// function 100, so that each file does one thing and each function one step.
+func TestSizes(t *testing.T) {
+	const maxFile, maxFunc = 600, 100
+	fset := token.NewFileSet()
+	var files int
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != ".." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		files++
+		if n := fset.Position(f.FileEnd).Line; n > maxFile {
+			t.Errorf("%s: %d lines (at most %d)", path, n, maxFile)
+		}
+		for _, decl := range f.Decls {
+			if fn, ok := decl.(*ast.FuncDecl); ok {
+				if n := fset.Position(fn.End()).Line - fset.Position(fn.Pos()).Line + 1; n > maxFunc {
+					t.Errorf("%s: func %s is %d lines (at most %d)", path, fn.Name.Name, n, maxFunc)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 50 {
+		t.Fatalf("read %d Go files: the walk missed the module", files)
 	}
 }
