@@ -471,9 +471,11 @@ func (e *notFound) Error() string        { return e.msg }
 func (e *notFound) Is(target error) bool { return target == secrets.ErrNotFound }
 
 // sdkLogger replaces the SDK's own logger: at OCI_GO_SDK_DEBUG=verbose the
-// SDK dumps request and response bodies, which hold secret values. This one
-// never goes past the debug level (headers only; the SDK redacts the
-// signature) and writes through slog.
+// SDK dumps request and response bodies, which hold secret values, and even
+// at debug it dumps a request's body when it retries one (a CreateSecret
+// after a 429 carries the new credential, base64-encoded). This one never
+// goes past the debug level, withholds every message that carries a body,
+// and writes through slog.
 type sdkLogger struct {
 	level int
 	log   *slog.Logger
@@ -482,9 +484,17 @@ type sdkLogger struct {
 func (l sdkLogger) LogLevel() int { return l.level }
 
 func (l sdkLogger) Log(level int, format string, v ...interface{}) error {
-	if level <= l.level {
-		l.log.Debug("oci sdk", "message", strings.TrimSpace(fmt.Sprintf(format, v...)))
+	if level > l.level {
+		return nil
 	}
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	if strings.Contains(strings.ToLower(msg), "body") {
+		// "Dump Request Body", "Dump Response Body" and whatever a later
+		// SDK names so: what follows is a payload, never safe to print.
+		first, _, _ := strings.Cut(msg, ":")
+		msg = first + ": (withheld: it may hold a secret value)"
+	}
+	l.log.Debug("oci sdk", "message", msg)
 	return nil
 }
 

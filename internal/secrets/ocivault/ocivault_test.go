@@ -358,6 +358,25 @@ func TestSDKNeverDumpsBodies(t *testing.T) {
 	}
 }
 
+// TestSDKNeverDumpsBodiesOnRetry: the SDK dumps a retried request's body at
+// debug level; a CreateSecret answered 429 twice, then created, logs
+// neither the value nor its base64.
+func TestSDKNeverDumpsBodiesOnRetry(t *testing.T) {
+	s, f, logs := newTest(t, 5*time.Second)
+	var sdk bytes.Buffer
+	common.SetSDKLogger(sdkLogger{level: 2, log: slog.New(slog.NewTextHandler(&sdk, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	f.Throttle = 2
+	c := credential.New("created-value-after-429")
+	if err := s.Create(context.Background(), "b", c); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sdk.String(), "withheld") {
+		t.Fatalf("the SDK dumped no body to withhold; the retry was not exercised: %q", sdk.String())
+	}
+	assertNoLeak(t, c.Reveal(), sdk.String(), logs.String())
+	assertNoLeak(t, base64.StdEncoding.EncodeToString([]byte(c.Reveal())), sdk.String(), logs.String())
+}
+
 // TestSDKVerboseWouldLeak is the control for TestSDKNeverDumpsBodies: at
 // the SDK's verbose level (which sdkLogger never reports) bodies are dumped.
 func TestSDKVerboseWouldLeak(t *testing.T) {
