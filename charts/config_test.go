@@ -3,6 +3,7 @@ package charts
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,8 +30,8 @@ func TestBootstrapConfig(t *testing.T) {
 			for _, ks := range cfg.Secrets.KubernetesSecrets {
 				secrets[ks.Name] = ks.Data
 			}
-			// wantSecret checks one Secret the chart reads: its name and the
-			// source secret behind each key.
+			// wantSecret checks one delivered Secret: its name and the source
+			// secret behind each key, and no other key.
 			wantSecret := func(name string, data map[string]string) {
 				t.Helper()
 				got, ok := secrets[name]
@@ -38,12 +39,21 @@ func TestBootstrapConfig(t *testing.T) {
 					t.Errorf("no Kubernetes Secret %s in the bootstrap config (have %v)", name, secrets)
 					return
 				}
-				for k, src := range data {
-					if got[k] != src {
-						t.Errorf("Secret %s key %s <- %q, want %q", name, k, got[k], src)
-					}
+				if !maps.Equal(got, data) {
+					t.Errorf("Secret %s holds %v, want %v", name, got, data)
 				}
 				delete(secrets, name)
+			}
+			// The application charts' ConfigMap names each service's
+			// application Secret (<ALIAS>_SECRET).
+			ci := asMap(find(t, objs, "ConfigMap", "infrastructure-connection-info")["data"])
+			appSecret := func(alias string) string {
+				t.Helper()
+				k := strings.ToUpper(strings.ReplaceAll(alias, "-", "_")) + "_SECRET"
+				if str(ci[k]) != alias+"-app" {
+					t.Errorf("connection info %s = %q, want the application Secret %s-app", k, ci[k], alias)
+				}
+				return str(ci[k])
 			}
 			if cfg.Secrets.Output.Namespace != namespace {
 				t.Errorf("output.namespace = %q, want the release namespace", cfg.Secrets.Output.Namespace)
@@ -70,18 +80,21 @@ func TestBootstrapConfig(t *testing.T) {
 				if secure := p.SSLMode == "require" || p.SSLMode == "verify-full"; tls != secure {
 					t.Errorf("postgres/%s sslmode %s with tls.enabled=%v", inst, p.SSLMode, tls)
 				}
+				// The server's Secret holds the superuser's password only; the
+				// application role's is in the application Secret.
 				keys := dig(a, "auth", "secretKeys")
-				data := map[string]string{str(dig(keys, "adminPasswordKey")): p.Admin.Password.Secret}
-				// The application role's password is in the same Secret.
-				var userSecret string
+				wantSecret(str(dig(a, "auth", "existingSecret")), map[string]string{str(dig(keys, "adminPasswordKey")): p.Admin.Password.Secret})
+				var userSecret, user string
 				for _, r := range p.Roles {
 					if r.Password != nil && r.CanLogin() {
-						userSecret = r.Password.Secret
+						userSecret, user = r.Password.Secret, r.Name
 						break
 					}
 				}
-				data[str(dig(keys, "userPasswordKey"))] = userSecret
-				wantSecret(str(dig(a, "auth", "existingSecret")), data)
+				wantSecret(appSecret(alias), map[string]string{"password": userSecret})
+				if k := strings.ToUpper(strings.ReplaceAll(alias, "-", "_")) + "_USER"; str(ci[k]) != user {
+					t.Errorf("connection info %s = %q, want the application role %s", k, ci[k], user)
+				}
 			}
 
 			for _, r := range cfg.Redis {
@@ -92,6 +105,8 @@ func TestBootstrapConfig(t *testing.T) {
 					t.Errorf("redis/%s at %s, want %s", r.Name, r.Address, want)
 				}
 				wantSecret(str(dig(a, "auth", "existingSecret")), map[string]string{str(dig(a, "auth", "existingSecretPasswordKey")): r.Password.Secret})
+				// Redis has one password here (no ACL users): the applications' too.
+				wantSecret(appSecret(alias), map[string]string{"redis-password": r.Password.Secret})
 				// What bootstrap expects is what the chart configures.
 				conf := map[string]string{}
 				for _, line := range strings.Split(str(a.(map[string]any)["commonConfiguration"]), "\n") {
@@ -120,6 +135,11 @@ func TestBootstrapConfig(t *testing.T) {
 					str(dig(fixed, "minio", "rootUser")):     m.AccessKey.Secret,
 					str(dig(fixed, "minio", "rootPassword")): m.SecretKey.Secret,
 				})
+				// bootstrap creates no MinIO user: the applications get no
+				// MinIO Secret, least of all the root one.
+				if s, ok := ci["MINIO_SECRET"]; ok {
+					t.Errorf("connection info MINIO_SECRET = %v: bootstrap creates no MinIO user to hand out", s)
+				}
 			}
 			if len(cfg.RabbitMQ) == 1 {
 				r, a := cfg.RabbitMQ[0], v["rabbitmq"]
@@ -131,14 +151,19 @@ func TestBootstrapConfig(t *testing.T) {
 					str(dig(fixed, "rabbitmq", "password")):     r.Password.Secret,
 					str(dig(fixed, "rabbitmq", "erlangCookie")): "rabbitmq-erlang-cookie",
 				})
+				// The application users' passwords, <user>-password.
+				users := map[string]string{}
+				for _, u := range r.Users {
+					users[u.Name+"-password"] = u.Password.Secret
+				}
+				wantSecret(appSecret("rabbitmq"), users)
 			}
 			if len(secrets) > 0 {
 				t.Errorf("Kubernetes Secrets no data service reads: %v", secrets)
 			}
 
 			// The application charts' ConfigMap: same hosts, no credentials.
-			ci := find(t, objs, "ConfigMap", "infrastructure-connection-info")
-			data := asMap(ci["data"])
+			data := ci
 			if str(data["POSTGRESQL_HEALTH_HOST"]) != host("postgresql-health") || str(data["RABBITMQ_HOST"]) != host("rabbitmq") {
 				t.Errorf("connection info hosts differ from the bootstrap config: %v", data)
 			}
@@ -170,6 +195,20 @@ func TestChartRejects(t *testing.T) {
 		{"infrastructure.redis-auth.image.repository=bitnami/redis", "bitnamilegacy"},
 		{"infrastructure.redis-auth.enabled=false", "infrastructure.redis-auth is not enabled"},
 		{"bootstrap.postgres.postgresql-auth.secretUserRole=nobody", `no role "nobody"`},
+		// Application Secrets: never an admin credential, never a data
+		// service's Secret, never another entry's.
+		{"bootstrap.rabbitmq.rabbitmq.appSecret.data.cookie=rabbitmq-erlang-cookie",
+			"bootstrap.rabbitmq.rabbitmq.appSecret: key cookie would hold rabbitmq-erlang-cookie, an admin credential (bootstrap.rabbitmq.rabbitmq.erlangCookie)"},
+		{"bootstrap.minio.minio.appSecret.data.access-key=minio-root-user", "an admin credential (bootstrap.minio.minio.rootUser)"},
+		{"bootstrap.redis.redis-auth.appSecret.data.pg=pg-health-admin", "an admin credential (bootstrap.postgres.postgresql-health.adminPassword)"},
+		{"bootstrap.postgres.postgresql-health.appSecret.name=postgresql-health-secret",
+			"bootstrap.postgres.postgresql-health.appSecret.name: postgresql-health-secret is a Secret the data services read"},
+		{"bootstrap.redis.redis-auth.appSecret.name=rabbitmq-app", "bootstrap.rabbitmq.rabbitmq.appSecret.name: rabbitmq-app is bootstrap.redis.redis-auth's application Secret already"},
+		{"bootstrap.postgres.postgresql-health.appSecret.data.password=pg-health-admin", "appSecret.data.password: the chart derives this key"},
+		{"bootstrap.rabbitmq.rabbitmq.secretExtraKeys.etl-password=rabbitmq-etl", "secretExtraKeys: moved to appSecret.data"},
+		{"bootstrap.minio.minio.appSecret.user=x", "appSecret"},
+		// NetworkPolicies: the rabbitmq chart's own one would admit everyone.
+		{"networkPolicy.enabled=true", "infrastructure.rabbitmq.networkPolicy.enabled"},
 	} {
 		_, err := run(t, repo(t), nil, helmBin(t), "template", "hp", chartDir(t), "-n", namespace, "--set", c.set)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -186,6 +225,25 @@ func TestChartRejects(t *testing.T) {
 		{[]string{"--set", "bootstrap.serve.interval=5"}, "serve/interval"},
 		{[]string{"--set", "bootstrap.serve.enabled=true", "--set", "infrastructure.minio.metrics.serviceMonitor.namespace=elsewhere"},
 			"bootstrap.serve.serviceMonitor.namespace: the data services' ServiceMonitors are in"},
+	} {
+		args := append([]string{"template", "hp", chartDir(t), "-n", namespace}, c.args...)
+		_, err := run(t, repo(t), nil, helmBin(t), args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error mentioning %q", c.args, err, c.want)
+		}
+	}
+	// NetworkPolicies: peers for a service this release does not run, and an
+	// empty peer (which would admit every pod of the namespace).
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "networkPolicy.enabled=true", "--set", "infrastructure.rabbitmq.networkPolicy.enabled=false",
+			"--set", "infrastructure.redis-auth.enabled=false", "--set", "bootstrap.redis.redis-auth=null",
+			"--set-json", `networkPolicy.fromByService={"redis-auth":[{"podSelector":{"matchLabels":{"app":"auth"}}}]}`},
+			"networkPolicy.fromByService.redis-auth: infrastructure.redis-auth is not a data service of this release"},
+		{[]string{"--set-json", `networkPolicy.from=[{}]`}, "from"},
+		{[]string{"--set-json", `networkPolicy.fromByService={"redis":[{"podSelector":{}}]}`}, "fromByService"},
 	} {
 		args := append([]string{"template", "hp", chartDir(t), "-n", namespace}, c.args...)
 		_, err := run(t, repo(t), nil, helmBin(t), args...)
@@ -287,6 +345,28 @@ bootstrap:
 		if str(w.pod["hostNetwork"]) != "true" {
 			t.Errorf("%s: not on the node's network", w)
 		}
+	}
+
+	// An external entry gets an application Secret when it names one.
+	objs = render(t, namespace, "-f", values, "--set", "bootstrap.postgres.postgresql-health.appSecret.name=health-pg-app",
+		"--set", "bootstrap.rabbitmq.rabbitmq.appSecret.name=events-app")
+	raw = bootstrapConfig(t, objs)
+	validate(t, "bootstrap.yaml", raw)
+	got := map[string]map[string]string{}
+	for _, ks := range loadConfig(t, raw).Secrets.KubernetesSecrets {
+		got[ks.Name] = ks.Data
+	}
+	want := map[string]map[string]string{
+		"health-app":    {"pg-password": "pg-health-healthapi"},
+		"health-pg-app": {"password": "pg-health-healthapi"},
+		"events-app":    {"etl-password": "rabbitmq-etl"},
+	}
+	if !maps.EqualFunc(got, want, maps.Equal) {
+		t.Errorf("Secrets %v, want %v", got, want)
+	}
+	ci = asMap(find(t, objs, "ConfigMap", "infrastructure-connection-info")["data"])
+	if str(ci["POSTGRESQL_HEALTH_SECRET"]) != "health-pg-app" || str(ci["RABBITMQ_SECRET"]) != "events-app" || ci["REDIS_HEALTH_SECRET"] != nil {
+		t.Errorf("connection info: %v", ci)
 	}
 
 	body, _ := os.ReadFile(values)

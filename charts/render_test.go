@@ -63,7 +63,7 @@ func TestChartDependencies(t *testing.T) {
 // subcharts rendered, nor in the infrastructure subchart alone.
 func TestHelmLint(t *testing.T) {
 	h := helmBin(t)
-	sets := [][]string{{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.secrets.output.type=plain"}}
+	sets := [][]string{{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.secrets.output.type=plain"}, networkPolicyArgs}
 	for _, p := range profiles {
 		sets = append(sets, p.args)
 	}
@@ -99,6 +99,9 @@ var valueSets = []struct {
 		"--set", "bootstrap.secrets.output.sealing.cert=/etc/sealed-secrets/cert.pem"}, true},
 	{"serve-output-none", []string{"--set", "bootstrap.serve.enabled=true", "--set", "bootstrap.secrets.output.type=none",
 		"--set", "bootstrap.serve.interval=90s"}, true},
+	// The data services' NetworkPolicies, on the free tier's services with
+	// the daemon (netpol_test.go evaluates them).
+	{"network-policies", append([]string{"-f", "values-production.yaml", "-f", "values-free-tier.yaml"}, networkPolicyArgs...), true},
 }
 
 func renderSet(t testing.TB, ns string, args []string) []object {

@@ -95,7 +95,7 @@ func (t *Target) Connect(ctx context.Context) error {
 		return reconcile.Permanent(fmt.Errorf("%s: admin password: %w", t.name, err))
 	}
 	if t.api == nil {
-		t.api = newMgmt(t.cfg.Host, t.cfg.ManagementPort, t.cfg.TLS, t.cfg.User, pass)
+		t.api = newMgmt(t.cfg.Host, t.cfg.ManagementPort, t.cfg.TLS, t.cfg.User, pass, t.cfg.Timeouts)
 	}
 	// The AMQP handshake runs while the management API answers: a no-op
 	// run is mostly these round trips.
@@ -222,7 +222,7 @@ func (t *Target) dial(ctx context.Context, vhost, user string, pass credential.C
 		Locale:     "en_US",
 		Properties: props,
 		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Timeout: 15 * time.Second}
+			d := net.Dialer{Timeout: t.cfg.Timeouts.Connect.Duration}
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err

@@ -41,7 +41,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	return &fixture{
 		srv:   srv,
-		admin: newMgmt(srv.Host, srv.ManagementPort, false, srv.User, creds["rmq-admin"]),
+		admin: newMgmt(srv.Host, srv.ManagementPort, false, srv.User, creds["rmq-admin"], loaded(config.RabbitMQ{}).Timeouts),
 		creds: creds,
 	}
 }
@@ -943,4 +943,11 @@ func TestUpdates(t *testing.T) {
 	if vhostDQT(v) != "quorum" {
 		t.Errorf("updating the vhost lost its default queue type: %q", vhostDQT(v))
 	}
+}
+
+// loaded returns an entry as a loaded config has it: defaults applied.
+func loaded(r config.RabbitMQ) config.RabbitMQ {
+	c := config.Config{RabbitMQ: []config.RabbitMQ{r}}
+	config.ApplyDefaults(&c)
+	return c.RabbitMQ[0]
 }

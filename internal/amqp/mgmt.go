@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/credential"
 )
 
@@ -28,11 +29,14 @@ type mgmt struct {
 	http *http.Client
 }
 
-func newMgmt(host string, port int, useTLS bool, user string, pass credential.Credential) *mgmt {
+// newMgmt returns the management API client: to.Connect bounds dialing and
+// the TLS handshake, to.Request each whole request.
+func newMgmt(host string, port int, useTLS bool, user string, pass credential.Credential, to config.Timeouts) *mgmt {
 	scheme := "http"
 	tr := &http.Transport{
 		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: to.Connect.Duration, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: to.Connect.Duration,
 		MaxIdleConns:        64,
 		MaxIdleConnsPerHost: 2 * declareWorkers,
 		IdleConnTimeout:     90 * time.Second,
@@ -46,7 +50,7 @@ func newMgmt(host string, port int, useTLS bool, user string, pass credential.Cr
 		base: scheme + "://" + net.JoinHostPort(host, fmt.Sprint(port)),
 		user: user,
 		pass: pass,
-		http: &http.Client{Transport: tr},
+		http: &http.Client{Transport: tr, Timeout: to.Request.Duration},
 	}
 }
 

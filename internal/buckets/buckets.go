@@ -132,9 +132,12 @@ func (t *Target) init() error {
 	if err != nil {
 		return fmt.Errorf("%s: http transport: %w", t.name, err)
 	}
-	// The engine's context bounds every call; a dead address should not
-	// hold one attempt for minio-go's default 30 s.
-	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	// A dead address should not hold one attempt for minio-go's default
+	// 30 s, nor a server that accepts and never answers hold it at all.
+	to := t.cfg.Timeouts
+	tr.DialContext = (&net.Dialer{Timeout: to.Connect.Duration, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = to.Connect.Duration
+	tr.ResponseHeaderTimeout = to.Request.Duration
 	t.transport = tr
 	t.rt = &serverRecorder{next: tr}
 	t.static = credentials.NewStaticV4(ak.Reveal(), sk.Reveal(), "")

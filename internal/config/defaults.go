@@ -12,6 +12,11 @@ const (
 	DefaultRabbitPort     = 5672
 	DefaultRabbitMgmtPort = 15672
 	DefaultRegion         = "us-east-1"
+
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultRequestTimeout   = 30 * time.Second
+	DefaultStatementTimeout = 10 * time.Minute
+	DefaultLockTimeout      = 30 * time.Second
 )
 
 // ApplyDefaults fills in every default in place.
@@ -22,6 +27,22 @@ func ApplyDefaults(c *Config) {
 	}
 	if d.Concurrency == 0 {
 		d.Concurrency = DefaultConcurrency
+	}
+	defDuration(&d.Timeouts.Connect, DefaultConnectTimeout)
+	defDuration(&d.Timeouts.Request, DefaultRequestTimeout)
+	defDuration(&d.Timeouts.Statement, DefaultStatementTimeout)
+	defDuration(&d.Timeouts.Lock, DefaultLockTimeout)
+	for i := range c.Postgres {
+		c.Postgres[i].Timeouts.inherit(d.Timeouts)
+	}
+	for i := range c.Redis {
+		c.Redis[i].Timeouts.inherit(d.Timeouts)
+	}
+	for i := range c.MinIO {
+		c.MinIO[i].Timeouts.inherit(d.Timeouts)
+	}
+	for i := range c.RabbitMQ {
+		c.RabbitMQ[i].Timeouts.inherit(d.Timeouts)
 	}
 	s := &c.Secrets
 	def(&s.Source.Type, "env")
@@ -77,6 +98,23 @@ func ApplyDefaults(c *Config) {
 		}
 		for j := range r.Policies {
 			def(&r.Policies[j].ApplyTo, "all")
+		}
+	}
+}
+
+func defDuration(d *Duration, v time.Duration) {
+	if d.Raw == "" {
+		*d = Duration{Duration: v, Raw: v.String()}
+	}
+}
+
+// inherit fills what a target leaves out from defaults.timeouts.
+func (t *Timeouts) inherit(d Timeouts) {
+	for _, f := range []struct{ own, def *Duration }{
+		{&t.Connect, &d.Connect}, {&t.Request, &d.Request}, {&t.Statement, &d.Statement}, {&t.Lock, &d.Lock},
+	} {
+		if f.own.Raw == "" {
+			*f.own = *f.def
 		}
 	}
 }

@@ -23,6 +23,19 @@ type Defaults struct {
 	WaitTimeout Duration `yaml:"waitTimeout" json:"waitTimeout,omitempty" jsonschema:"description=how long to wait for each service to accept connections (Go duration),default=5m"`
 	// Concurrency is how many targets are reconciled at once.
 	Concurrency int `yaml:"concurrency" json:"concurrency,omitempty" jsonschema:"minimum=1,maximum=64,default=6"`
+	// Timeouts bound every round trip; each target's own timeouts block
+	// overrides them field by field.
+	Timeouts Timeouts `yaml:"timeouts" json:"timeouts,omitempty"`
+}
+
+// Timeouts bound every round trip to a server, so that a server that
+// accepts a connection and then says nothing (or a lock another session
+// holds) fails the run naming the target instead of hanging it.
+type Timeouts struct {
+	Connect   Duration `yaml:"connect" json:"connect,omitempty" jsonschema:"description=dialing a server: TCP connect and TLS handshake (Go duration),default=10s"`
+	Request   Duration `yaml:"request" json:"request,omitempty" jsonschema:"description=one request: an HTTP call to the RabbitMQ management API or to S3 and a Redis command read or write (Go duration),default=30s"`
+	Statement Duration `yaml:"statement" json:"statement,omitempty" jsonschema:"description=PostgreSQL statement_timeout of every session bootstrap opens: CREATE DATABASE and migrations included (Go duration),default=10m"`
+	Lock      Duration `yaml:"lock" json:"lock,omitempty" jsonschema:"description=PostgreSQL lock_timeout of every session: how long a statement waits for a lock another session holds (Go duration),default=30s"`
 }
 
 // SecretRef points at a credential in the configured source. A credential is
@@ -94,7 +107,13 @@ type Output struct {
 
 // Sealing configures the Sealed Secrets certificate and scope.
 type Sealing struct {
-	Cert                string `yaml:"cert" json:"cert,omitempty"`
+	// Cert is a file path, a file:// or https:// URL, or an http:// URL to
+	// a loopback address; empty fetches it from the controller through the
+	// API server.
+	Cert string `yaml:"cert" json:"cert,omitempty" jsonschema_description:"the controller's certificate: a file path, a file:// or https:// URL, or an http:// URL to a loopback address only (127.0.0.0/8, ::1, localhost); empty = fetched from the controller through the API server's service proxy"`
+	// CertSHA256 pins the certificate, from whichever source: the hex
+	// SHA-256 of its DER bytes.
+	CertSHA256          string `yaml:"certSHA256" json:"certSHA256,omitempty" jsonschema:"pattern=^(([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2})?$" jsonschema_description:"optional pin of the sealing certificate: the SHA-256 of the certificate's DER bytes as 64 hex digits, any case, ':' between bytes allowed (openssl x509 -in cert.pem -outform DER | sha256sum, or openssl x509 -in cert.pem -noout -fingerprint -sha256, the part after =); a certificate that differs is refused. Update it when the controller renews its key"`
 	ControllerName      string `yaml:"controllerName" json:"controllerName,omitempty"`
 	ControllerNamespace string `yaml:"controllerNamespace" json:"controllerNamespace,omitempty"`
 	Scope               string `yaml:"scope" json:"scope,omitempty" jsonschema:"enum=strict,enum=namespace-wide,enum=cluster-wide,default=strict"`
@@ -116,6 +135,7 @@ type Postgres struct {
 	Roles     []PGRole     `yaml:"roles" json:"roles,omitempty"`
 	Databases []PGDatabase `yaml:"databases" json:"databases,omitempty"`
 	Grants    []PGGrant    `yaml:"grants" json:"grants,omitempty"`
+	Timeouts  Timeouts     `yaml:"timeouts" json:"timeouts,omitempty"`
 }
 
 // PGAdmin is the superuser bootstrap connects as.
@@ -181,6 +201,7 @@ type Redis struct {
 	TLS      bool        `yaml:"tls" json:"tls,omitempty"`
 	DB       int         `yaml:"db" json:"db,omitempty"`
 	Expect   RedisExpect `yaml:"expect" json:"expect,omitempty"`
+	Timeouts Timeouts    `yaml:"timeouts" json:"timeouts,omitempty"`
 }
 
 // RedisExpect lists settings checked when the server lets us read them.
@@ -199,6 +220,7 @@ type MinIO struct {
 	AccessKey SecretRef `yaml:"accessKey" json:"accessKey"`
 	SecretKey SecretRef `yaml:"secretKey" json:"secretKey"`
 	Buckets   []Bucket  `yaml:"buckets" json:"buckets,omitempty"`
+	Timeouts  Timeouts  `yaml:"timeouts" json:"timeouts,omitempty"`
 }
 
 // Bucket is one bucket and its settings.
@@ -248,6 +270,7 @@ type RabbitMQ struct {
 	Queues         []RMQQueue    `yaml:"queues" json:"queues,omitempty"`
 	Bindings       []RMQBinding  `yaml:"bindings" json:"bindings,omitempty"`
 	Policies       []RMQPolicy   `yaml:"policies" json:"policies,omitempty"`
+	Timeouts       Timeouts      `yaml:"timeouts" json:"timeouts,omitempty"`
 }
 
 // RMQVHost is a virtual host.

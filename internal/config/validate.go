@@ -74,6 +74,31 @@ func (v *validator) top() {
 	if d.Concurrency < 1 || d.Concurrency > 64 {
 		v.add("defaults.concurrency", "must be between 1 and 64, got %d", d.Concurrency)
 	}
+	v.timeouts("defaults.timeouts", d.Timeouts)
+	for i, p := range v.c.Postgres {
+		v.timeouts(fmt.Sprintf("postgres[%d].timeouts", i), p.Timeouts)
+	}
+	for i, r := range v.c.Redis {
+		v.timeouts(fmt.Sprintf("redis[%d].timeouts", i), r.Timeouts)
+	}
+	for i, m := range v.c.MinIO {
+		v.timeouts(fmt.Sprintf("minio[%d].timeouts", i), m.Timeouts)
+	}
+	for i, r := range v.c.RabbitMQ {
+		v.timeouts(fmt.Sprintf("rabbitmq[%d].timeouts", i), r.Timeouts)
+	}
+}
+
+// timeouts: every bound is a positive duration (zero would mean "none").
+func (v *validator) timeouts(path string, t Timeouts) {
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"connect", t.Connect}, {"request", t.Request}, {"statement", t.Statement}, {"lock", t.Lock}} {
+		if f.d.Duration <= 0 {
+			v.add(path+"."+f.name, "want a positive duration such as 10s or 5m, got %q", f.d.Raw)
+		}
+	}
 }
 
 func (v *validator) enum(path, got string, allowed ...string) bool {

@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -69,6 +72,7 @@ func (v *validator) secretOutput(s Secrets) {
 	v.enum("secrets.output.type", o.Type, "sealed", "plain", "none")
 	v.enum("secrets.output.target", o.Target, "cluster", "dir")
 	v.enum("secrets.output.sealing.scope", o.Sealing.Scope, "strict", "namespace-wide", "cluster-wide")
+	v.sealingCert(o.Sealing)
 	if o.Type == "none" {
 		return
 	}
@@ -86,6 +90,48 @@ func (v *validator) secretOutput(s Secrets) {
 	if len(s.KubernetesSecrets) == 0 {
 		v.add("secrets.kubernetesSecrets", "output.type is %q but no Kubernetes Secrets are declared", o.Type)
 	}
+}
+
+// certSHA256Re is a pinned certificate fingerprint: 64 hex digits, ':'
+// between bytes allowed (openssl's -fingerprint form).
+var certSHA256Re = regexp.MustCompile(`^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$`)
+
+// sealingCert checks where the sealing certificate comes from. It decides
+// who can read every sealed Secret, so plain http is refused except to a
+// loopback address: there, client and server are one machine and no
+// network lies between (a kubectl port-forward, a test's controller).
+// package seal enforces the same rules when it fetches.
+func (v *validator) sealingCert(s Sealing) {
+	p := "secrets.output.sealing."
+	if s.CertSHA256 != "" && !certSHA256Re.MatchString(s.CertSHA256) {
+		v.add(p+"certSHA256", "want the SHA-256 of the certificate's DER bytes as 64 hex digits (':' between bytes allowed), got %q", s.CertSHA256)
+	}
+	if !strings.Contains(s.Cert, "://") || strings.HasPrefix(s.Cert, "file://") {
+		return
+	}
+	u, err := url.Parse(s.Cert)
+	if err != nil {
+		v.add(p+"cert", "not a valid URL")
+		return
+	}
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+	case u.Scheme == "https":
+		v.add(p+"cert", "https URL without a host, got %q", u.Redacted())
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		v.add(p+"cert", "plain http only to a loopback address (127.0.0.0/8, ::1, localhost): anyone on the network path could hand over their own certificate and read every Secret sealed with it; use https://, a file, or leave it empty to fetch from the controller through the API server, got %q", u.Redacted())
+	case u.Scheme != "http":
+		v.add(p+"cert", "want a file path, an https:// URL or an http:// URL to a loopback address, got %q", u.Redacted())
+	}
+}
+
+// loopbackHost reports whether host is 127.0.0.0/8, ::1 or localhost.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (v *validator) kubernetesSecrets(list []KubernetesSecret) {

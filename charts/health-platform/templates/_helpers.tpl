@@ -74,6 +74,36 @@ one server.
 {{- end -}}
 
 {{/*
+health-platform.appSecret returns (as YAML) one bootstrap entry's application
+Secret, {name, data, owner}, or nothing when it would hold no key:
+  kind, alias  the entry (bootstrap.<kind>.<alias>)
+  spec         its values; appSecret.name (default <alias>-app) and
+               appSecret.data (key -> source secret) come from there
+  derived      the keys the chart derives (PostgreSQL: password, the
+               secretUserRole's; Redis: redis-password)
+  on           a service of this release: derived by default; an external
+               entry gets one only when appSecret.name is set
+Whether a key holds an admin credential, or the name is a data service's own
+Secret, is checked once every entry is known (health-platform.model).
+*/}}
+{{- define "health-platform.appSecret" -}}
+{{- $a := .spec.appSecret | default dict -}}
+{{- if or .on $a.name -}}
+{{- $data := dict -}}
+{{- range $k, $v := .derived }}{{ $_ := set $data $k $v }}{{ end -}}
+{{- range $k, $v := ($a.data | default dict) -}}
+{{- if hasKey $.derived $k -}}
+{{- fail (printf "bootstrap.%s.%s.appSecret.data.%s: the chart derives this key (PostgreSQL: secretUserRole's password; Redis: the password); remove it" $.kind $.alias $k) -}}
+{{- end -}}
+{{- $_ := set $data $k $v -}}
+{{- end -}}
+{{- if $data -}}
+{{- toYaml (dict "name" ($a.name | default (printf "%s-app" .alias)) "data" $data "owner" (printf "bootstrap.%s.%s" .kind .alias)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 health-platform.model derives, from the bootstrap and infrastructure values,
 everything the templates render (as YAML, read back with fromYaml):
   config       bootstrap.yaml as a map
@@ -81,6 +111,14 @@ everything the templates render (as YAML, read back with fromYaml):
   connection   the ConfigMap data for application charts (no credentials)
 Service hosts and ports, Secret names and keys come from the infrastructure
 values only, so they are typed once.
+
+Two kinds of Kubernetes Secret, never one object: a data service's own (the
+names and keys its chart reads: admin and root passwords, the Erlang cookie),
+and an application Secret per entry (health-platform.appSecret), the only
+kind the connection ConfigMap names. The render fails when an application
+Secret would hold an admin credential (a source secret some entry uses as
+adminPassword, rootUser, rootPassword, RabbitMQ password or erlangCookie),
+or would be one of the data services' Secrets, or another entry's.
 */}}
 {{- define "health-platform.model" -}}
 {{- $b := .Values.bootstrap -}}
@@ -88,30 +126,65 @@ values only, so they are typed once.
 {{- $domain := .Values.clusterDomain | default "cluster.local" -}}
 {{- $fixed := (.Values.infrastructure | default dict).fixedSecretKeys | default dict -}}
 {{- $ks := dict -}}
+{{- $apps := list -}}
 {{- $conn := dict -}}
+
+{{- /* The admin credentials: source secret -> the value naming it. */ -}}
+{{- $admin := dict -}}
+{{- range $alias, $spec := $b.postgres -}}
+{{- if and $spec $spec.adminPassword }}{{ $_ := set $admin $spec.adminPassword (printf "bootstrap.postgres.%s.adminPassword" $alias) }}{{ end -}}
+{{- end -}}
+{{- range $alias, $spec := $b.minio -}}
+{{- if $spec -}}
+{{- range $k := list "rootUser" "rootPassword" -}}
+{{- with index $spec $k }}{{ $_ := set $admin . (printf "bootstrap.minio.%s.%s" $alias $k) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $alias, $spec := $b.rabbitmq -}}
+{{- if $spec -}}
+{{- if $spec.secretExtraKeys -}}
+{{- fail (printf "bootstrap.rabbitmq.%s.secretExtraKeys: moved to appSecret.data: application users' passwords go to the application Secret (%s-app), never to the Secret holding the admin password and the Erlang cookie" $alias $alias) -}}
+{{- end -}}
+{{- range $k := list "password" "erlangCookie" -}}
+{{- with index $spec $k }}{{ $_ := set $admin . (printf "bootstrap.rabbitmq.%s.%s" $alias $k) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 
 {{- $pgs := list -}}
 {{- range $alias, $spec := $b.postgres -}}
 {{- if $spec -}}
+{{- $p := $alias | upper | replace "-" "_" -}}
+{{- /* The application role's password, for the application Secret. */ -}}
+{{- $derived := dict -}}
+{{- if $spec.secretUserRole -}}
+{{- $found := "" -}}
+{{- range $spec.roles -}}
+{{- if and (eq .name $spec.secretUserRole) .password -}}
+{{- $found = .password.secret -}}
+{{- end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail (printf "bootstrap.postgres.%s.secretUserRole: no role %q with a password in bootstrap.postgres.%s.roles" $alias $spec.secretUserRole $alias) -}}
+{{- end -}}
+{{- $_ := set $derived "password" $found -}}
+{{- end -}}
 {{- /* server: the alias whose PostgreSQL holds this entry's roles and
 databases (default: its own). On another entry's server, the admin is that
 entry's adminPassword (one server, one superuser; this entry's own is not
-used), and this entry's Secret carries only its application role's
-password, under this alias's own Secret name and key. */ -}}
+used), and that entry delivers the server's Secret. */ -}}
 {{- if $spec.external -}}
 {{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "postgres" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
-{{- $t := omit $spec "adminPassword" "secretUserRole" "server" "external" -}}
+{{- $t := omit $spec "adminPassword" "secretUserRole" "server" "external" "appSecret" -}}
 {{- $_ := set $t "host" $e.host -}}
 {{- $_ := set $t "port" (int $e.port) -}}
 {{- $_ := set $t "admin" (dict "user" ($e.adminUser | default "postgres") "database" "postgres" "password" (dict "secret" $spec.adminPassword)) -}}
 {{- $pgs = append $pgs $t -}}
-{{- $p := $alias | upper | replace "-" "_" -}}
 {{- $_ := set $conn (printf "%s_HOST" $p) $e.host -}}
 {{- $_ := set $conn (printf "%s_PORT" $p) (toString $e.port) -}}
-{{- $_ := set $conn (printf "%s_SSLMODE" $p) ($spec.sslmode | default "prefer") -}}
-{{- $dbs := list -}}
-{{- range $spec.databases }}{{ $dbs = append $dbs .name }}{{ end -}}
-{{- $_ := set $conn (printf "%s_DATABASES" $p) (join "," $dbs) -}}
+{{- $app := include "health-platform.appSecret" (dict "kind" "postgres" "alias" $alias "spec" $spec "derived" $derived "on" false) | fromYaml -}}
+{{- if $app }}{{ $apps = append $apps $app }}{{ $_ := set $conn (printf "%s_SECRET" $p) $app.name }}{{ end -}}
 {{- else -}}
 {{- $server := $spec.server | default $alias -}}
 {{- $adminPassword := $spec.adminPassword -}}
@@ -125,147 +198,122 @@ password, under this alias's own Secret name and key. */ -}}
 {{- $v := include "health-platform.infra" (dict "root" $ "alias" $server "kind" "postgres" "entry" $alias) | fromYaml -}}
 {{- $host := printf "%s.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
 {{- $port := int $v.primary.service.ports.postgresql -}}
-{{- $t := omit $spec "adminPassword" "secretUserRole" "server" -}}
+{{- $t := omit $spec "adminPassword" "secretUserRole" "server" "appSecret" -}}
 {{- $_ := set $t "host" $host -}}
 {{- $_ := set $t "port" $port -}}
 {{- $_ := set $t "admin" (dict "user" "postgres" "database" "postgres" "password" (dict "secret" $adminPassword)) -}}
 {{- $pgs = append $pgs $t -}}
-{{- $data := dict $v.auth.secretKeys.adminPasswordKey $adminPassword -}}
-{{- if ne $server $alias -}}
-{{- $v = index $.Values.infrastructure $alias | default dict -}}
-{{- if not (and $v.auth $v.auth.existingSecret $v.auth.secretKeys) -}}
-{{- fail (printf "bootstrap.postgres.%s.server: infrastructure.%s.auth.existingSecret and auth.secretKeys name the Secret for its application role" $alias $alias) -}}
+{{- if eq $server $alias -}}
+{{- $_ := set $ks $v.auth.existingSecret (merge (get $ks $v.auth.existingSecret | default dict) (dict $v.auth.secretKeys.adminPasswordKey $adminPassword)) -}}
 {{- end -}}
-{{- $data = dict -}}
-{{- end -}}
-{{- if $spec.secretUserRole -}}
-{{- $found := "" -}}
-{{- range $spec.roles -}}
-{{- if and (eq .name $spec.secretUserRole) .password -}}
-{{- $found = .password.secret -}}
-{{- end -}}
-{{- end -}}
-{{- if not $found -}}
-{{- fail (printf "bootstrap.postgres.%s.secretUserRole: no role %q with a password in bootstrap.postgres.%s.roles" $alias $spec.secretUserRole $alias) -}}
-{{- end -}}
-{{- $_ := set $data $v.auth.secretKeys.userPasswordKey $found -}}
-{{- end -}}
-{{- if $data -}}
-{{- $_ := set $ks $v.auth.existingSecret (merge (get $ks $v.auth.existingSecret | default dict) $data) -}}
-{{- end -}}
-{{- $p := $alias | upper | replace "-" "_" -}}
 {{- $_ := set $conn (printf "%s_HOST" $p) $host -}}
 {{- $_ := set $conn (printf "%s_PORT" $p) (toString $port) -}}
+{{- $app := include "health-platform.appSecret" (dict "kind" "postgres" "alias" $alias "spec" $spec "derived" $derived "on" true) | fromYaml -}}
+{{- if $app }}{{ $apps = append $apps $app }}{{ $_ := set $conn (printf "%s_SECRET" $p) $app.name }}{{ end -}}
+{{- end -}}
 {{- $_ := set $conn (printf "%s_SSLMODE" $p) ($spec.sslmode | default "prefer") -}}
 {{- $dbs := list -}}
 {{- range $spec.databases }}{{ $dbs = append $dbs .name }}{{ end -}}
 {{- $_ := set $conn (printf "%s_DATABASES" $p) (join "," $dbs) -}}
-{{- $_ := set $conn (printf "%s_SECRET" $p) $v.auth.existingSecret -}}
-{{- end -}}
+{{- if $spec.secretUserRole }}{{ $_ := set $conn (printf "%s_USER" $p) $spec.secretUserRole }}{{ end -}}
 {{- end -}}
 {{- end -}}
 
 {{- $redis := list -}}
 {{- range $alias, $spec := $b.redis -}}
-{{- if and $spec $spec.external -}}
-{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "redis" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
-{{- $t := omit $spec "password" "external" -}}
-{{- $_ := set $t "address" (printf "%s:%d" $e.host (int $e.port)) -}}
-{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
-{{- $redis = append $redis $t -}}
+{{- if $spec -}}
 {{- $p := $alias | upper | replace "-" "_" -}}
+{{- $t := omit $spec "password" "external" "appSecret" -}}
+{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
+{{- /* Redis here has one password (no ACL users): the applications' too. */ -}}
+{{- $derived := dict "redis-password" $spec.password -}}
+{{- if $spec.external -}}
+{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "redis" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
+{{- $_ := set $t "address" (printf "%s:%d" $e.host (int $e.port)) -}}
 {{- $_ := set $conn (printf "%s_HOST" $p) $e.host -}}
 {{- $_ := set $conn (printf "%s_PORT" $p) (toString $e.port) -}}
-{{- else if $spec -}}
+{{- $app := include "health-platform.appSecret" (dict "kind" "redis" "alias" $alias "spec" $spec "derived" $derived "on" false) | fromYaml -}}
+{{- if $app }}{{ $apps = append $apps $app }}{{ $_ := set $conn (printf "%s_SECRET" $p) $app.name }}{{ end -}}
+{{- else -}}
 {{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "redis") | fromYaml -}}
 {{- $host := printf "%s-master.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
 {{- $port := int $v.master.service.ports.redis -}}
-{{- $t := omit $spec "password" -}}
 {{- $_ := set $t "address" (printf "%s:%d" $host $port) -}}
-{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
-{{- $redis = append $redis $t -}}
 {{- $key := $v.auth.existingSecretPasswordKey | default "redis-password" -}}
 {{- $_ := set $ks $v.auth.existingSecret (merge (get $ks $v.auth.existingSecret | default dict) (dict $key $spec.password)) -}}
-{{- $p := $alias | upper | replace "-" "_" -}}
 {{- $_ := set $conn (printf "%s_HOST" $p) $host -}}
 {{- $_ := set $conn (printf "%s_PORT" $p) (toString $port) -}}
-{{- $_ := set $conn (printf "%s_SECRET" $p) $v.auth.existingSecret -}}
+{{- $app := include "health-platform.appSecret" (dict "kind" "redis" "alias" $alias "spec" $spec "derived" $derived "on" true) | fromYaml -}}
+{{- if $app }}{{ $apps = append $apps $app }}{{ $_ := set $conn (printf "%s_SECRET" $p) $app.name }}{{ end -}}
+{{- end -}}
+{{- $redis = append $redis $t -}}
 {{- end -}}
 {{- end -}}
 
 {{- $minio := list -}}
 {{- range $alias, $spec := $b.minio -}}
-{{- if and $spec $spec.external -}}
-{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "minio" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
-{{- $t := omit $spec "rootUser" "rootPassword" "external" -}}
-{{- $_ := set $t "endpoint" (printf "%s:%d" $e.host (int $e.port)) -}}
-{{- $_ := set $t "accessKey" (dict "secret" $spec.rootUser) -}}
-{{- $_ := set $t "secretKey" (dict "secret" $spec.rootPassword) -}}
-{{- $minio = append $minio $t -}}
+{{- if $spec -}}
 {{- $p := $alias | upper | replace "-" "_" -}}
-{{- $_ := set $conn (printf "%s_ENDPOINT" $p) (printf "%s:%d" $e.host (int $e.port)) -}}
-{{- $_ := set $conn (printf "%s_REGION" $p) ($spec.region | default "us-east-1") -}}
-{{- $bs := list -}}
-{{- range $spec.buckets }}{{ $bs = append $bs .name }}{{ end -}}
-{{- $_ := set $conn (printf "%s_BUCKETS" $p) (join "," $bs) -}}
-{{- else if $spec -}}
-{{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "minio") | fromYaml -}}
-{{- $host := printf "%s.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
-{{- $port := int $v.service.ports.api -}}
-{{- $t := omit $spec "rootUser" "rootPassword" -}}
-{{- $_ := set $t "endpoint" (printf "%s:%d" $host $port) -}}
+{{- $t := omit $spec "rootUser" "rootPassword" "external" "appSecret" -}}
 {{- $_ := set $t "accessKey" (dict "secret" $spec.rootUser) -}}
 {{- $_ := set $t "secretKey" (dict "secret" $spec.rootPassword) -}}
-{{- $minio = append $minio $t -}}
+{{- $endpoint := "" -}}
+{{- $on := true -}}
+{{- if $spec.external -}}
+{{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "minio" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
+{{- $endpoint = printf "%s:%d" $e.host (int $e.port) -}}
+{{- $on = false -}}
+{{- else -}}
+{{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "minio") | fromYaml -}}
+{{- $endpoint = printf "%s.%s.svc.%s:%d" $v.fullnameOverride $ns $domain (int $v.service.ports.api) -}}
 {{- $data := dict $fixed.minio.rootUser $spec.rootUser $fixed.minio.rootPassword $spec.rootPassword -}}
 {{- $_ := set $ks $v.auth.existingSecret (merge (get $ks $v.auth.existingSecret | default dict) $data) -}}
-{{- $p := $alias | upper | replace "-" "_" -}}
-{{- $_ := set $conn (printf "%s_ENDPOINT" $p) (printf "%s:%d" $host $port) -}}
+{{- end -}}
+{{- $_ := set $t "endpoint" $endpoint -}}
+{{- $minio = append $minio $t -}}
+{{- $_ := set $conn (printf "%s_ENDPOINT" $p) $endpoint -}}
 {{- $_ := set $conn (printf "%s_REGION" $p) ($spec.region | default "us-east-1") -}}
 {{- $bs := list -}}
 {{- range $spec.buckets }}{{ $bs = append $bs .name }}{{ end -}}
 {{- $_ := set $conn (printf "%s_BUCKETS" $p) (join "," $bs) -}}
-{{- $_ := set $conn (printf "%s_SECRET" $p) $v.auth.existingSecret -}}
+{{- /* Bootstrap creates no MinIO users: only keys the user lists. */ -}}
+{{- $app := include "health-platform.appSecret" (dict "kind" "minio" "alias" $alias "spec" $spec "derived" (dict) "on" $on) | fromYaml -}}
+{{- if $app }}{{ $apps = append $apps $app }}{{ $_ := set $conn (printf "%s_SECRET" $p) $app.name }}{{ end -}}
 {{- end -}}
 {{- end -}}
 
 {{- $rabbit := list -}}
 {{- range $alias, $spec := $b.rabbitmq -}}
-{{- if and $spec $spec.external -}}
+{{- if $spec -}}
+{{- $p := $alias | upper | replace "-" "_" -}}
+{{- $t := omit $spec "password" "erlangCookie" "external" "appSecret" -}}
+{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
+{{- $on := true -}}
+{{- if $spec.external -}}
 {{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "rabbitmq" "spec" $spec "required" (list "host" "port" "managementPort" "user")) | fromYaml -}}
-{{- $t := omit $spec "password" "erlangCookie" "secretExtraKeys" "external" -}}
 {{- $_ := set $t "host" $e.host -}}
 {{- $_ := set $t "port" (int $e.port) -}}
 {{- $_ := set $t "managementPort" (int $e.managementPort) -}}
 {{- $_ := set $t "user" $e.user -}}
-{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
-{{- $rabbit = append $rabbit $t -}}
-{{- $p := $alias | upper | replace "-" "_" -}}
-{{- $_ := set $conn (printf "%s_HOST" $p) $e.host -}}
-{{- $_ := set $conn (printf "%s_PORT" $p) (toString $e.port) -}}
-{{- $_ := set $conn (printf "%s_MANAGEMENT_PORT" $p) (toString $e.managementPort) -}}
-{{- else if $spec -}}
+{{- $on = false -}}
+{{- else -}}
 {{- $v := include "health-platform.infra" (dict "root" $ "alias" $alias "kind" "rabbitmq") | fromYaml -}}
-{{- $host := printf "%s.%s.svc.%s" $v.fullnameOverride $ns $domain -}}
-{{- $port := int $v.service.ports.amqp -}}
-{{- $mport := int $v.service.ports.manager -}}
-{{- $t := omit $spec "password" "erlangCookie" "secretExtraKeys" -}}
-{{- $_ := set $t "host" $host -}}
-{{- $_ := set $t "port" $port -}}
-{{- $_ := set $t "managementPort" $mport -}}
+{{- $_ := set $t "host" (printf "%s.%s.svc.%s" $v.fullnameOverride $ns $domain) -}}
+{{- $_ := set $t "port" (int $v.service.ports.amqp) -}}
+{{- $_ := set $t "managementPort" (int $v.service.ports.manager) -}}
 {{- $_ := set $t "user" $v.auth.username -}}
-{{- $_ := set $t "password" (dict "secret" $spec.password) -}}
-{{- $rabbit = append $rabbit $t -}}
 {{- $pw := $v.auth.existingPasswordSecret -}}
-{{- $_ := set $ks $pw (merge (get $ks $pw | default dict) (dict $fixed.rabbitmq.password $spec.password) ($spec.secretExtraKeys | default dict)) -}}
+{{- $_ := set $ks $pw (merge (get $ks $pw | default dict) (dict $fixed.rabbitmq.password $spec.password)) -}}
 {{- if $spec.erlangCookie -}}
 {{- $ec := $v.auth.existingErlangSecret | default $pw -}}
 {{- $_ := set $ks $ec (merge (get $ks $ec | default dict) (dict $fixed.rabbitmq.erlangCookie $spec.erlangCookie)) -}}
 {{- end -}}
-{{- $p := $alias | upper | replace "-" "_" -}}
-{{- $_ := set $conn (printf "%s_HOST" $p) $host -}}
-{{- $_ := set $conn (printf "%s_PORT" $p) (toString $port) -}}
-{{- $_ := set $conn (printf "%s_MANAGEMENT_PORT" $p) (toString $mport) -}}
+{{- end -}}
+{{- $rabbit = append $rabbit $t -}}
+{{- $_ := set $conn (printf "%s_HOST" $p) $t.host -}}
+{{- $_ := set $conn (printf "%s_PORT" $p) (toString $t.port) -}}
+{{- $_ := set $conn (printf "%s_MANAGEMENT_PORT" $p) (toString $t.managementPort) -}}
+{{- if $on -}}
 {{- $vh := list -}}
 {{- range $spec.vhosts }}{{ $vh = append $vh .name }}{{ end -}}
 {{- $_ := set $conn (printf "%s_VHOSTS" $p) (join "," $vh) -}}
@@ -275,9 +323,30 @@ password, under this alias's own Secret name and key. */ -}}
 {{- $qs := list -}}
 {{- range $spec.queues }}{{ $qs = append $qs (printf "%s/%s" .vhost .name) }}{{ end -}}
 {{- $_ := set $conn (printf "%s_QUEUES" $p) (join "," $qs) -}}
-{{- $_ := set $conn (printf "%s_SECRET" $p) $pw -}}
+{{- end -}}
+{{- $app := include "health-platform.appSecret" (dict "kind" "rabbitmq" "alias" $alias "spec" $spec "derived" (dict) "on" $on) | fromYaml -}}
+{{- if $app }}{{ $apps = append $apps $app }}{{ $_ := set $conn (printf "%s_SECRET" $p) $app.name }}{{ end -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* Application Secrets: never an admin credential, never a data
+service's Secret, never two entries' in one. */ -}}
+{{- $appNames := dict -}}
+{{- range $app := $apps -}}
+{{- if hasKey $ks $app.name -}}
+{{- fail (printf "%s.appSecret.name: %s is a Secret the data services read (admin credentials); name another" $app.owner $app.name) -}}
+{{- end -}}
+{{- if hasKey $appNames $app.name -}}
+{{- fail (printf "%s.appSecret.name: %s is %s's application Secret already; one Secret per entry" $app.owner $app.name (get $appNames $app.name)) -}}
+{{- end -}}
+{{- $_ := set $appNames $app.name $app.owner -}}
+{{- range $k, $src := $app.data -}}
+{{- if hasKey $admin $src -}}
+{{- fail (printf "%s.appSecret: key %s would hold %s, an admin credential (%s); applications never get one" $app.owner $k $src (get $admin $src)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $app := $apps }}{{ $_ := set $ks $app.name $app.data }}{{ end -}}
 
 {{- $ksl := list -}}
 {{- range $name := keys $ks | sortAlpha -}}

@@ -195,9 +195,16 @@ func (t *Target) connConfig(database, user string, password credential.Credentia
 	cc.Database = database
 	cc.User = user
 	cc.Password = password.Reveal()
-	cc.ConnectTimeout = 15 * time.Second
+	to := t.cfg.Timeouts
+	cc.ConnectTimeout = to.Connect.Duration
 	cc.ValidateConnect = nil
-	cc.RuntimeParams = map[string]string{"application_name": "bootstrap"}
+	// Per session, so a statement stuck behind another session's lock (or a
+	// server that stops answering mid-statement) fails naming what it ran.
+	cc.RuntimeParams = map[string]string{
+		"application_name":  "bootstrap",
+		"statement_timeout": fmt.Sprint(to.Statement.Milliseconds()),
+		"lock_timeout":      fmt.Sprint(to.Lock.Milliseconds()),
+	}
 	cc.Fallbacks = nil
 	switch t.cfg.SSLMode {
 	case "disable":

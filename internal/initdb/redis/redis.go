@@ -16,7 +16,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -128,9 +127,9 @@ func (t *Target) options() (*goredis.Options, error) {
 		// first failure instead of retrying behind its back.
 		MaxRetries:            -1,
 		DialerRetries:         1,
-		DialTimeout:           5 * time.Second,
-		ReadTimeout:           5 * time.Second,
-		WriteTimeout:          5 * time.Second,
+		DialTimeout:           t.cfg.Timeouts.Connect.Duration,
+		ReadTimeout:           t.cfg.Timeouts.Request.Duration,
+		WriteTimeout:          t.cfg.Timeouts.Request.Duration,
 		ContextTimeoutEnabled: true,
 		PoolSize:              2,
 	}

@@ -13,9 +13,12 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// Argon2id parameters for new hashes: RFC 9106's second recommended
-// setting (t=3, 64 MiB), one lane. Stored hashes carry their own
-// parameters, so changing these re-hashes nothing and breaks nothing.
+// Argon2id parameters: RFC 9106's second recommended setting (t=3,
+// 64 MiB), one lane. They are the only ones MatchHash computes: the hash
+// is read back from the SealedSecret, and whoever may edit that object
+// must not choose what verifying it costs (a forged m=1048576 would take
+// 1 GiB of a 256 Mi pod). Changing them makes every stored hash unknown,
+// so each Secret is re-sealed once.
 const (
 	argonTime    = 3
 	argonMemory  = 64 * 1024 // KiB
@@ -24,7 +27,18 @@ const (
 	argonSaltLen = 16
 )
 
-var b64 = base64.RawStdEncoding
+var (
+	b64 = base64.RawStdEncoding
+	// argonPrefix is the start of every hash we write and accept.
+	argonPrefix = fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$", argon2.Version, argonMemory, argonTime, argonThreads)
+	// idKey is argon2.IDKey; tests watch what it is asked to compute.
+	idKey = argon2.IDKey
+)
+
+// ErrUnknownHash is returned by MatchHash for anything but a hash in the
+// exact form and parameters HashData writes: the caller re-seals rather
+// than compute it.
+var ErrUnknownHash = errors.New("unknown hash: not an argon2id hash with our parameters")
 
 // HashData returns the PHC string
 // $argon2id$v=19$m=65536,t=3,p=1$SALT$HASH of data's canonical encoding,
@@ -36,39 +50,32 @@ func HashData(data map[string][]byte) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash: %w", err)
 	}
-	h := argon2.IDKey(canonical(data), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(h)), nil
+	h := idKey(canonical(data), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return argonPrefix + b64.EncodeToString(salt) + "$" + b64.EncodeToString(h), nil
 }
 
 // MatchHash reports whether encoded (from HashData) is the hash of data,
-// recomputed with the stored salt and parameters.
+// recomputed with the stored salt. Only our own parameters are computed
+// (argonPrefix, a 16-byte salt, a 32-byte hash); anything else, including
+// other argon2 parameters, is ErrUnknownHash and costs nothing.
 func MatchHash(encoded string, data map[string][]byte) (bool, error) {
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
-		return false, errors.New("not an argon2id hash")
+	rest, ok := strings.CutPrefix(encoded, argonPrefix)
+	if !ok || len(rest) != b64.EncodedLen(argonSaltLen)+1+b64.EncodedLen(argonKeyLen) {
+		return false, ErrUnknownHash
 	}
-	var v int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
-		return false, fmt.Errorf("argon2 version %q", parts[2])
+	s, h, ok := strings.Cut(rest, "$")
+	if !ok {
+		return false, ErrUnknownHash
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false, fmt.Errorf("argon2 parameters %q", parts[3])
+	salt, err := b64.Strict().DecodeString(s)
+	if err != nil || len(salt) != argonSaltLen {
+		return false, ErrUnknownHash
 	}
-	// Bounds keep a hostile annotation from costing gigabytes or hours.
-	if m < 8*1024 || m > 1024*1024 || t < 1 || t > 16 || p < 1 || p > 16 {
-		return false, fmt.Errorf("argon2 parameters %q out of range", parts[3])
+	want, err := b64.Strict().DecodeString(h)
+	if err != nil || len(want) != argonKeyLen {
+		return false, ErrUnknownHash
 	}
-	salt, err := b64.DecodeString(parts[4])
-	if err != nil || len(salt) < 8 {
-		return false, errors.New("bad salt")
-	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) < 16 || len(want) > 64 {
-		return false, errors.New("bad hash")
-	}
-	got := argon2.IDKey(canonical(data), salt, t, m, p, uint32(len(want)))
+	got := idKey(canonical(data), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 

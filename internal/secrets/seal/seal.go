@@ -1,35 +1,28 @@
 // Package seal turns credentials into SealedSecret objects for the Sealed
-// Secrets controller: it loads the controller's certificate (file, URL, or
-// the controller itself through the API server's service proxy, as kubeseal
-// does), seals with the configured scope, and decides whether an existing
-// SealedSecret still holds the desired values without decrypting it and
-// without comparing ciphertext: the object carries a salted argon2id hash of
-// its plaintext, recomputed with the stored salt. It never writes anything
-// anywhere; the sink package delivers what it builds.
+// Secrets controller. It loads the controller's certificate (a file, an
+// https URL, plain http to loopback only, or the controller itself through
+// the API server's service proxy, as kubeseal does) and accepts it only
+// under the rules in cert.go: transport, optional SHA-256 pin, RSA key size
+// and validity period. It seals with the configured scope, and decides
+// whether an existing SealedSecret still holds the desired values without
+// decrypting it and without comparing ciphertext: the object carries a
+// salted argon2id hash of its plaintext, recomputed with the stored salt
+// when its parameters are exactly ours (see hash.go). It never writes
+// anything anywhere; the sink package delivers what it builds.
 package seal
 
 import (
-	"context"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"os"
 	"sort"
 	"strings"
-	"time"
 
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
 	"github.com/health-data-ai/bootstrap/internal/credential"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
@@ -45,112 +38,6 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedBy      = "bootstrap"
 )
-
-// Cert is the controller's public key, from its certificate.
-type Cert struct {
-	Key *rsa.PublicKey
-	// Fingerprint is sealed-secrets' fingerprint of Key.
-	Fingerprint string
-	NotAfter    time.Time
-	// From says where it came from, for messages.
-	From string
-}
-
-// ParseCert reads the first certificate of a PEM bundle. Like kubeseal, an
-// expired certificate is refused.
-func ParseCert(data []byte, from string) (*Cert, error) {
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, fmt.Errorf("certificate from %s: no PEM certificate found", from)
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate from %s: %w", from, err)
-		}
-		k, ok := c.PublicKey.(*rsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("certificate from %s: want an RSA key, got %T", from, c.PublicKey)
-		}
-		if time.Now().After(c.NotAfter) {
-			return nil, fmt.Errorf("certificate from %s expired on %s: fetch the controller's current certificate", from, c.NotAfter.Format(time.DateOnly))
-		}
-		fp, err := sscrypto.PublicKeyFingerprint(k)
-		if err != nil {
-			return nil, fmt.Errorf("certificate from %s: %w", from, err)
-		}
-		return &Cert{Key: k, Fingerprint: fp, NotAfter: c.NotAfter, From: from}, nil
-	}
-}
-
-// LoadCert reads the certificate from a file path or an http(s) URL.
-func LoadCert(ctx context.Context, ref string) (*Cert, error) {
-	u, err := url.Parse(ref)
-	if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ref, nil)
-		if err != nil {
-			return nil, fmt.Errorf("certificate from %s: %w", ref, err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("certificate from %s: %w", ref, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("certificate from %s: %s", ref, resp.Status)
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err != nil {
-			return nil, fmt.Errorf("certificate from %s: %w", ref, err)
-		}
-		return ParseCert(b, ref)
-	}
-	path := strings.TrimPrefix(ref, "file://")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("certificate: %w", err)
-	}
-	return ParseCert(b, path)
-}
-
-// FetchCert asks the controller for its certificate through the API
-// server's service proxy, as kubeseal does: GET the Service for its first
-// port's name, then GET /v1/cert.pem through
-// /api/v1/namespaces/NS/services/http:NAME:PORT/proxy.
-func FetchCert(ctx context.Context, cs kubernetes.Interface, namespace, name string) (*Cert, error) {
-	from := fmt.Sprintf("controller %s/%s", namespace, name)
-	svc, err := cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("certificate from %s: service not found: set secrets.output.sealing.controllerName and controllerNamespace to the controller's Service, or sealing.cert to its certificate", from)
-	case apierrors.IsForbidden(err):
-		return nil, fmt.Errorf("certificate from %s: %w (grant get on services %s in %s, or set sealing.cert)", from, err, name, namespace)
-	case err != nil:
-		return nil, fmt.Errorf("certificate from %s: %w", from, err)
-	}
-	if len(svc.Spec.Ports) == 0 {
-		return nil, fmt.Errorf("certificate from %s: the service has no ports", from)
-	}
-	port := svc.Spec.Ports[0].Name
-	if port == "" {
-		port = fmt.Sprint(svc.Spec.Ports[0].Port)
-	}
-	b, err := cs.CoreV1().Services(namespace).ProxyGet("http", name, port, "/v1/cert.pem", nil).DoRaw(ctx)
-	if err != nil {
-		if apierrors.IsForbidden(err) {
-			return nil, fmt.Errorf("certificate from %s: %w (grant get on services/proxy %s in %s, or set sealing.cert)", from, err, name, namespace)
-		}
-		if apierrors.IsServiceUnavailable(err) {
-			return nil, fmt.Errorf("certificate from %s: through the service proxy: %w (nothing answers behind the Service yet: is the controller running?)", from, err)
-		}
-		return nil, fmt.Errorf("certificate from %s: through the service proxy: %w", from, err)
-	}
-	return ParseCert(b, from)
-}
 
 // ParseScope maps the config's scope names to sealed-secrets' scopes.
 func ParseScope(s string) (ssv1alpha1.SealingScope, error) {

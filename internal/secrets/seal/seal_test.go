@@ -42,7 +42,7 @@ func spec(scope ssv1alpha1.SealingScope) Spec {
 
 func TestSealRoundTripEveryScope(t *testing.T) {
 	priv, pemCert := testCert(t)
-	cert, err := ParseCert(pemCert, "test")
+	cert, err := ParseCert(pemCert, "test", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +97,9 @@ func TestSealRoundTripEveryScope(t *testing.T) {
 
 func TestDiff(t *testing.T) {
 	_, pemCert := testCert(t)
-	cert, _ := ParseCert(pemCert, "a")
+	cert, _ := ParseCert(pemCert, "a", Options{})
 	_, pemCert2 := testCert(t)
-	cert2, _ := ParseCert(pemCert2, "b")
+	cert2, _ := ParseCert(pemCert2, "b", Options{})
 	base := spec(ssv1alpha1.StrictScope)
 	live, err := Seal(cert, base)
 	if err != nil {
@@ -176,18 +176,23 @@ func TestLoadCertFileAndURL(t *testing.T) {
 		_, _ = w.Write(pemCert)
 	}))
 	defer srv.Close()
-	a, err := LoadCert(context.Background(), path)
+	a, err := LoadCert(context.Background(), path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadCert(context.Background(), srv.URL+"/v1/cert.pem")
+	b, err := LoadCert(context.Background(), srv.URL+"/v1/cert.pem", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Fingerprint != b.Fingerprint || a.Fingerprint == "" {
+	if a.Fingerprint != b.Fingerprint || a.Fingerprint == "" || a.SHA256 != b.SHA256 {
 		t.Fatal("fingerprints differ")
 	}
-	if _, err := LoadCert(context.Background(), srv.URL+"/nope"); err == nil || !strings.Contains(err.Error(), "404") {
+	// The test server is on 127.0.0.1: plain http is allowed there, and
+	// said so for the caller's warning.
+	if a.PlainHTTP || !b.PlainHTTP {
+		t.Fatalf("PlainHTTP: file %v, loopback http %v", a.PlainHTTP, b.PlainHTTP)
+	}
+	if _, err := LoadCert(context.Background(), srv.URL+"/nope", Options{}); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("bad URL: %v", err)
 	}
 	// An expired certificate is refused, like kubeseal does.
@@ -196,7 +201,7 @@ func TestLoadCertFileAndURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ParseCert(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: old.Raw}), "old")
+	_, err = ParseCert(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: old.Raw}), "old", Options{})
 	if err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("expired: %v", err)
 	}
@@ -207,7 +212,7 @@ func TestLoadCertFileAndURL(t *testing.T) {
 // which is what kubeseal does on every run). The ratio is reported.
 func BenchmarkDiff(b *testing.B) {
 	_, pemCert := testCert(b)
-	cert, _ := ParseCert(pemCert, "bench")
+	cert, _ := ParseCert(pemCert, "bench", Options{})
 	sp := spec(ssv1alpha1.StrictScope)
 	live, err := Seal(cert, sp)
 	if err != nil {

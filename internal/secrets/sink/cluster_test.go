@@ -3,7 +3,11 @@ package sink
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -223,13 +227,13 @@ func TestClusterRBAC(t *testing.T) {
 	if _, err := c.kube.CoreV1().Endpoints(ctrlNS).Create(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "sealed-secrets"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := seal.FetchCert(ctx, sa, ctrlNS, "sealed-secrets")
+	_, err := seal.FetchCert(ctx, sa, ctrlNS, "sealed-secrets", seal.Options{})
 	if err == nil || apierrors.IsForbidden(err) || !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "is the controller running") {
 		t.Fatalf("certificate through the proxy as the ServiceAccount: %v", err)
 	}
 	// Without the rules it is refused, and the error says what to grant.
 	other := c.namespace(t, "rbacnone-")
-	_, err = seal.FetchCert(ctx, kubernetes.NewForConfigOrDie(c.serviceAccount(t, other, "nobody", nil)), ctrlNS, "sealed-secrets")
+	_, err = seal.FetchCert(ctx, kubernetes.NewForConfigOrDie(c.serviceAccount(t, other, "nobody", nil)), ctrlNS, "sealed-secrets", seal.Options{})
 	if err == nil || !strings.Contains(err.Error(), "grant get on services") {
 		t.Fatalf("without rules: %v", err)
 	}
@@ -277,10 +281,24 @@ func TestRealControllerUnseals(t *testing.T) {
 	if _, err := c.kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "redis-health-secret"}, StringData: map[string]string{"redis-password": "old"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(config.Output{Type: "sealed", Target: "cluster", Namespace: ns, Wait: true, Sealing: config.Sealing{Cert: certURL}})
+	// Pinned to the controller's certificate, hashed here from what it
+	// serves; fetched over plain http from loopback, with a warning.
+	resp, err := http.Get(certURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	block, _ := pem.Decode(body)
+	if err != nil || block == nil {
+		t.Fatalf("the controller's certificate: %v %q", err, body)
+	}
+	pin := fmt.Sprintf("%x", sha256.Sum256(block.Bytes))
+	cfg := testConfig(config.Output{Type: "sealed", Target: "cluster", Namespace: ns, Wait: true, Sealing: config.Sealing{Cert: certURL, CertSHA256: pin}})
 	creds := testCreds()
+	var logs bytes.Buffer
 	newTarget := func() *Target {
-		tg := New(cfg, creds, 60*time.Second, nil)
+		tg := New(cfg, creds, 60*time.Second, slogTo(&logs))
 		tg.RestConfig = c.rc
 		return tg
 	}
@@ -310,6 +328,15 @@ func TestRealControllerUnseals(t *testing.T) {
 	rs = run(t, newTarget(), reconcile.ModeApply)
 	if count(rs, reconcile.Noop) != 2 {
 		t.Fatalf("second apply: %+v", rs)
+	}
+	if !strings.Contains(logs.String(), "plain http from a loopback address") {
+		t.Fatalf("no warning for the plain-http certificate:\n%s", logs.String())
+	}
+	// Another pin is refused at once, naming the field.
+	cfg.Output.Sealing.CertSHA256 = strings.Repeat("00", 32)
+	err = newTarget().Connect(ctx)
+	if err == nil || !reconcile.IsPermanent(err) || !strings.Contains(err.Error(), "secrets.output.sealing.certSHA256") {
+		t.Fatalf("wrong pin against the controller: %v", err)
 	}
 }
 

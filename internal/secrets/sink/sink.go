@@ -156,26 +156,37 @@ func (t *Target) connectCluster() error {
 }
 
 // loadCert loads the sealing certificate from sealing.cert or, without it,
-// from the controller. Only a local file that fails is permanent: a URL or
-// a controller may not be up yet, so the caller waits for them.
+// from the controller, pinned to sealing.certSHA256 when set. A refused
+// certificate (wrong pin, weak key, expired, plain http to another host)
+// and a local file that fails are permanent; a URL or a controller may not
+// be up yet, and a certificate not valid yet may be a clock behind, so the
+// caller waits for those.
 func (t *Target) loadCert(ctx context.Context) error {
 	var (
 		cert *seal.Cert
 		err  error
+		o    = seal.Options{SHA256: t.out.Sealing.CertSHA256}
+		ref  = t.out.Sealing.Cert
 	)
-	if t.out.Sealing.Cert != "" {
-		cert, err = seal.LoadCert(ctx, t.out.Sealing.Cert)
-		if err != nil && !strings.HasPrefix(t.out.Sealing.Cert, "http") {
-			err = reconcile.Permanent(err)
-		}
+	if ref != "" {
+		cert, err = seal.LoadCert(ctx, ref, o)
 	} else {
-		cert, err = seal.FetchCert(ctx, t.kube, t.out.Sealing.ControllerNamespace, t.out.Sealing.ControllerName)
+		cert, err = seal.FetchCert(ctx, t.kube, t.out.Sealing.ControllerNamespace, t.out.Sealing.ControllerName, o)
 	}
 	if err != nil {
+		file := ref != "" && (!strings.Contains(ref, "://") || strings.HasPrefix(ref, "file://"))
+		var ce *seal.CertError
+		if file || errors.As(err, &ce) && !ce.Retry {
+			return reconcile.Permanent(err)
+		}
 		return err
 	}
+	if cert.PlainHTTP {
+		t.log.Warn("sealing certificate fetched over plain http from a loopback address: fine for a port-forward or a test, where no network lies between; use https, a file or the controller through the API server anywhere else",
+			"cert", cert.From)
+	}
 	t.cert = cert
-	t.log.Debug("sealing certificate", "from", cert.From, "fingerprint", cert.Fingerprint, "notAfter", cert.NotAfter)
+	t.log.Debug("sealing certificate", "from", cert.From, "sha256", cert.SHA256, "fingerprint", cert.Fingerprint, "notAfter", cert.NotAfter)
 	return nil
 }
 

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,7 +219,7 @@ func TestMissingCredentialIsNamedNotLeaked(t *testing.T) {
 
 func TestMarshalYAMLIsStable(t *testing.T) {
 	_, certFile := controllerKey(t)
-	cert, err := seal.LoadCert(context.Background(), certFile)
+	cert, err := seal.LoadCert(context.Background(), certFile, seal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,3 +241,46 @@ func slogTo(w *bytes.Buffer) *slog.Logger {
 }
 
 func equalYAML(a, b []byte) bool { return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b)) }
+
+// TestConnectCertRules: the sink passes sealing.certSHA256 to every
+// source, fails at once (permanently) on a refused certificate, and warns
+// when the certificate came over plain http from a loopback address.
+func TestConnectCertRules(t *testing.T) {
+	_, certFile := controllerKey(t)
+	pemCert, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(pemCert)
+	pin := fmt.Sprintf("%x", sha256.Sum256(b.Bytes))
+	_, otherFile := controllerKey(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(pemCert) }))
+	defer srv.Close()
+	for _, c := range []struct {
+		name, cert, pin string
+		want            string // "" = connects
+		warn            bool
+	}{
+		{"file, no pin", certFile, "", "", false},
+		{"file, right pin", certFile, pin, "", false},
+		{"file, wrong pin", otherFile, pin, "does not match the pinned secrets.output.sealing.certSHA256", false},
+		{"loopback http, right pin", srv.URL + "/v1/cert.pem", pin, "", true},
+		{"loopback http, wrong pin", srv.URL + "/v1/cert.pem", strings.Repeat("ab", 32), "does not match the pinned", false},
+		{"http elsewhere", "http://sealed-secrets.kube-system.svc:8080/v1/cert.pem", "", "plain http is allowed only to a loopback address", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			cfg := testConfig(config.Output{Type: "sealed", Target: "dir", Dir: t.TempDir(), Namespace: "health-data", Sealing: config.Sealing{Cert: c.cert, CertSHA256: c.pin}})
+			err := New(cfg, testCreds(), time.Minute, slogTo(&logs)).Connect(context.Background())
+			if c.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			if c.want != "" && (err == nil || !reconcile.IsPermanent(err) || !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("got %v, want a permanent error with %q", err, c.want)
+			}
+			if warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "plain http"); warned != c.warn {
+				t.Fatalf("warned %v, want %v:\n%s", warned, c.warn, logs.String())
+			}
+		})
+	}
+}
