@@ -313,19 +313,22 @@ func vcsRevision() string {
 
 // serve reconciles every interval until SIGTERM/SIGINT, then exits 0.
 // The config file is re-read before each run, so an updated ConfigMap is
-// picked up; a file that no longer validates is logged and the last good
-// config is kept.
+// picked up; a file that no longer validates, or takes longer than the
+// daemon's reload timeout to read, is logged and reported in /readyz, and
+// the last good config is kept.
 func serve(ctx context.Context, o options, cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
 	o.command = "apply"
 	d := &daemon.Daemon{
 		Interval: o.interval,
 		Logger:   log,
-		Reconcile: func(ctx context.Context) *reconcile.Report {
-			if fresh, err := config.LoadFile(o.config); err != nil {
-				log.Error("config no longer valid; keeping the last good one", "file", o.config, "error", err.Error())
-			} else {
-				cfg = fresh
+		Reload: func(context.Context) (func(), error) {
+			fresh, err := config.LoadFile(o.config)
+			if err != nil {
+				return nil, err
 			}
+			return func() { cfg = fresh }, nil
+		},
+		Reconcile: func(ctx context.Context) *reconcile.Report {
 			include, err := selector(cfg, o.only)
 			if err != nil {
 				log.Error("--only no longer matches the config; reconciling everything", "error", err.Error())

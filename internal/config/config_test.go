@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -169,8 +170,9 @@ func TestLessPath(t *testing.T) {
 	}
 }
 
-// FuzzLoad: no input makes Load panic, and every failure is Problems with
-// lines of the form "path: reason".
+// FuzzLoad: no input makes Load panic or run on (the hostile shapes are
+// seeds: mutations of alias bombs must stop too), and every failure is
+// Problems with lines of the form "path: reason".
 func FuzzLoad(f *testing.F) {
 	files, _ := filepath.Glob("../../examples/*.yaml")
 	more, _ := filepath.Glob("testdata/invalid/*.yaml")
@@ -181,8 +183,13 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte(minimal))
 	f.Add([]byte("version: 1\npostgres: [{name: a, host: b, admin: {password: x}}]\n"))
+	for _, h := range hostileDocs() {
+		if len(h.doc) <= 8<<10 {
+			f.Add([]byte(h.doc))
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Load(data, noEnv)
+		c, err := loadWithin(t, data, 5*time.Second)
 		if err == nil {
 			if c == nil {
 				t.Fatal("nil config without error")

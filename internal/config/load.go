@@ -80,21 +80,30 @@ func lessPath(a, b string) bool {
 }
 
 // LoadFile reads, expands, decodes, defaults and validates a config file.
+// A file over MaxFileSize is Problems naming the file.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return Load(data, os.LookupEnv)
 }
 
 // Load expands ${VAR} and ${VAR:-default} with lookup, decodes strictly,
 // applies defaults and validates. The error, when not nil, is Problems.
+// Hostile input (see limits.go) is refused before it costs more than its
+// size.
 func Load(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	if ps := tooBig(data, ""); ps != nil {
+		return nil, ps
+	}
 	var ps Problems
 	expanded := expand(data, lookup, &ps)
 	if len(ps) > 0 {
 		return nil, ps.sorted()
+	}
+	if ps := tooBig(expanded, " after ${VAR} expansion"); ps != nil {
+		return nil, ps
 	}
 	cfg, ps := decode(expanded)
 	if cfg == nil {
@@ -191,6 +200,11 @@ func decode(data []byte) (*Config, Problems) {
 		return nil, ps
 	}
 	doc := root.Content[0]
+	// Before anything follows an alias: a document that would explode
+	// stops here, with the path where a limit was hit.
+	if ps := guardDocument(doc); len(ps) > 0 {
+		return nil, ps.sorted()
+	}
 	check(doc, reflect.TypeOf(cfg).Elem(), "", &ps)
 	err := doc.Decode(cfg)
 	if len(ps) > 0 {
@@ -349,8 +363,12 @@ func join(path, key string) string {
 // suggest names the known field closest to a misspelt key.
 func suggest(key string, fields map[string]reflect.StructField) string {
 	best, bestD := "", 3
+	lower := strings.ToLower(key)
 	for name := range fields {
-		if d := distance(strings.ToLower(key), strings.ToLower(name)); d < bestD || (d == bestD && best != "" && name < best) {
+		if len(lower)-len(name) > bestD || len(name)-len(lower) > bestD {
+			continue // the distance is at least the difference in length
+		}
+		if d := distance(lower, strings.ToLower(name)); d < bestD || (d == bestD && best != "" && name < best) {
 			best, bestD = name, d
 		}
 	}

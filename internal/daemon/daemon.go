@@ -28,18 +28,33 @@ type Daemon struct {
 	// Interval between the end of one reconcile and the start of the
 	// next, ±10% jitter so sidecars of many pods do not run in step.
 	Interval time.Duration
+	// Reload, when set, reads the configuration again before each
+	// reconcile and returns a function that puts it in use. It runs on a
+	// goroutine of its own, bounded by ReloadTimeout; the loop calls use
+	// itself, before Reconcile, and only when Reload returned in time
+	// without error, so a reload abandoned at its timeout can never change
+	// what Reconcile sees. A failed or timed-out reload keeps the last good
+	// configuration and makes /readyz 503, naming the reload, until one
+	// succeeds. Reload should stop when ctx ends; one that does not is left
+	// running, and no other starts until it returns.
+	Reload func(ctx context.Context) (use func(), err error)
+	// ReloadTimeout bounds Reload; zero means DefaultReloadTimeout.
+	ReloadTimeout time.Duration
 	// Reconcile performs one apply run and returns its report.
 	Reconcile func(ctx context.Context) *reconcile.Report
 	Logger    *slog.Logger
 
-	reg  *prometheus.Registry
-	m    metrics
-	mu   sync.Mutex
-	last *reconcile.Report
-	runs int
+	reg       *prometheus.Registry
+	m         metrics
+	mu        sync.Mutex
+	last      *reconcile.Report
+	runs      int
+	reloadBad *reloadFailure // the last reload's failure, nil after a good one
+	reloading chan struct{}  // closed when the last reload started returns
 }
 
 type metrics struct {
+	reloads     *prometheus.CounterVec
 	reconciles  *prometheus.CounterVec
 	duration    prometheus.Histogram
 	changes     *prometheus.CounterVec
@@ -57,6 +72,9 @@ func (d *Daemon) init() {
 	}
 	d.reg = prometheus.NewRegistry()
 	d.m = metrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrap_config_reloads_total", Help: "Config reloads by result (ok, failed, timeout).",
+		}, []string{"result"}),
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrap_reconciles_total", Help: "Reconcile runs by result (ok, failed).",
 		}, []string{"result"}),
@@ -77,7 +95,7 @@ func (d *Daemon) init() {
 			Name: "bootstrap_target_up", Help: "1 when the target was reached and planned in the last run.",
 		}, []string{"target"}),
 	}
-	d.reg.MustRegister(d.m.reconciles, d.m.duration, d.m.changes, d.m.drift, d.m.lastSuccess, d.m.targetUp,
+	d.reg.MustRegister(d.m.reloads, d.m.reconciles, d.m.duration, d.m.changes, d.m.drift, d.m.lastSuccess, d.m.targetUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
@@ -95,14 +113,18 @@ func (d *Daemon) Handler() http.Handler {
 }
 
 // readyz is 200 once the last reconcile succeeded with nothing failed or
-// drifted, 503 before the first run and after a failed one.
+// drifted, 503 before the first run, after a failed one, and while the
+// config cannot be reloaded.
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	d.mu.Lock()
-	last, runs := d.last, d.runs
+	last, runs, bad := d.last, d.runs, d.reloadBad
 	d.mu.Unlock()
 	body := map[string]any{"runs": runs}
 	code := http.StatusServiceUnavailable
 	switch {
+	case bad != nil:
+		body["reason"] = bad.reason
+		body["error"] = bad.err
 	case last == nil:
 		body["reason"] = "no reconcile has finished yet"
 	case !last.OK:
@@ -163,8 +185,14 @@ func (d *Daemon) shutdown(srv *http.Server) error {
 	return srv.Shutdown(sctx)
 }
 
-// once runs one reconcile and records it.
+// once reloads the config, then runs one reconcile and records it.
 func (d *Daemon) once(ctx context.Context) {
+	if d.Reload != nil {
+		d.reload(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+	}
 	start := time.Now()
 	rep := d.Reconcile(ctx)
 	if ctx.Err() != nil {
