@@ -2,7 +2,6 @@ package charts
 
 import (
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -54,10 +53,7 @@ func TestAppSecretsHoldNoAdminCredential(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			objs := renderSet(t, namespace, p.args)
 			cfg := loadConfig(t, bootstrapConfig(t, objs))
-			delivered := map[string]map[string]string{}
-			for _, ks := range cfg.Secrets.KubernetesSecrets {
-				delivered[ks.Name] = ks.Data
-			}
+			delivered := deliveredSecrets(cfg)
 
 			// admin: source secret -> where it is used as an admin credential.
 			admin := map[string]string{}
@@ -131,7 +127,7 @@ func TestAppSecretsHoldNoAdminCredential(t *testing.T) {
 
 			ci := asMap(find(t, objs, "ConfigMap", "infrastructure-connection-info")["data"])
 			var named int
-			for _, k := range sortedKeys(ci) {
+			for _, k := range keysOf(ci) {
 				if !strings.HasSuffix(k, "_SECRET") {
 					continue
 				}
@@ -145,7 +141,7 @@ func TestAppSecretsHoldNoAdminCredential(t *testing.T) {
 				if pods := podRead[name]; len(pods) > 0 {
 					t.Errorf("connection info %s names Secret %s, which data service pods read: %s", k, name, strings.Join(pods, ", "))
 				}
-				for _, key := range sortedKeys(data) {
+				for _, key := range keysOf(data) {
 					if where, ok := admin[data[key]]; ok {
 						t.Errorf("connection info %s names Secret %s, whose key %s holds %s: an admin credential (%s)", k, name, key, data[key], where)
 					}
@@ -156,7 +152,7 @@ func TestAppSecretsHoldNoAdminCredential(t *testing.T) {
 			}
 
 			for _, ks := range cfg.Secrets.KubernetesSecrets {
-				for _, key := range sortedKeys(ks.Data) {
+				for _, key := range keysOf(ks.Data) {
 					if where, ok := admin[ks.Data[key]]; ok && len(podRead[ks.Name]) == 0 {
 						t.Errorf("Secret %s key %s holds an admin credential (%s), yet no data service pod reads the Secret", ks.Name, key, where)
 					}
@@ -164,13 +160,4 @@ func TestAppSecretsHoldNoAdminCredential(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -48,10 +48,7 @@ func TestGlueSecrets(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			objs := renderSet(t, namespace, p.args)
 			cfg := loadConfig(t, bootstrapConfig(t, objs))
-			delivered := map[string]map[string]string{}
-			for _, ks := range cfg.Secrets.KubernetesSecrets {
-				delivered[ks.Name] = ks.Data
-			}
+			delivered := deliveredSecrets(cfg)
 			if cfg.Secrets.Output.Type == "none" {
 				t.Fatal("secrets.output.type none: nothing delivers the data services' Secrets")
 			}

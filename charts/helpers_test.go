@@ -354,3 +354,13 @@ func loadConfig(t testing.TB, b []byte) *config.Config {
 	}
 	return cfg
 }
+
+// deliveredSecrets is what bootstrap delivers: Secret name -> key -> source
+// secret.
+func deliveredSecrets(cfg *config.Config) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, ks := range cfg.Secrets.KubernetesSecrets {
+		out[ks.Name] = ks.Data
+	}
+	return out
+}
