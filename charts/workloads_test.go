@@ -219,7 +219,7 @@ type service struct {
 	selector map[string]any
 }
 
-// services lists the rendered Services by name.
+// servicesByName lists the rendered Services by name.
 func servicesByName(objs []object) map[string]service {
 	out := map[string]service{}
 	for _, o := range objs {

@@ -21,7 +21,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +33,6 @@ import (
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
-func goarch() string { return runtime.GOARCH }
-
 const release = "hp"
 
 // The hooks' and the daemon's ServiceAccounts, as the chart names them.
@@ -45,12 +43,12 @@ var (
 
 // platform is what this run declares: unique names on the shared servers.
 type platform struct {
-	id                       string
-	role, db, schema         string
-	bucket, bucket2          string
-	vhost, user              string
-	exchange, queue          string
-	redisName, pgName, s3Nam string
+	id                        string
+	role, db, schema          string
+	bucket, bucket2           string
+	vhost, user               string
+	exchange, queue           string
+	redisName, pgName, s3Name string
 }
 
 func newPlatform() platform {
@@ -61,7 +59,7 @@ func newPlatform() platform {
 		bucket: "e2e-" + id + "-raw", bucket2: "e2e-" + id + "-extra",
 		vhost: "e2e-" + id, user: "e2e-" + id + "-etl",
 		exchange: "events", queue: "ingest",
-		pgName: "e2epg", redisName: "e2eredis", s3Nam: "e2es3",
+		pgName: "e2epg", redisName: "e2eredis", s3Name: "e2es3",
 	}
 }
 
@@ -75,8 +73,12 @@ func (p platform) values(t *testing.T, img, srcDir, certURL string, extra map[st
 	rd := testenv.Redis(t, "health")
 	mq := testenv.RabbitMQ(t)
 	s3 := testenv.MinIO(t)
-	s3Host, s3Port, _ := net.SplitHostPort(s3.Endpoint)
-	rdHost, rdPort, _ := net.SplitHostPort(rd.Addr)
+	s3Host, s3PortS, _ := net.SplitHostPort(s3.Endpoint)
+	s3Port, err := strconv.Atoi(s3PortS)
+	if err != nil {
+		t.Fatalf("MinIO endpoint %q: %v", s3.Endpoint, err)
+	}
+	rdHost, _, _ := net.SplitHostPort(rd.Addr)
 	repo, tag, _ := strings.Cut(img, ":")
 	// In-cluster clients find the API server through the kubernetes
 	// Service's ClusterIP, which needs kube-proxy; on the node's network
@@ -121,11 +123,11 @@ func (p platform) values(t *testing.T, img, srcDir, certURL string, extra map[st
 			},
 			"redis": map[string]any{
 				"redis-health": nil, "redis-auth": nil,
-				"e2e-redis": map[string]any{"name": p.redisName, "external": map[string]any{"host": rdHost, "port": atoi(rdPort)}, "password": "redis-admin"},
+				"e2e-redis": map[string]any{"name": p.redisName, "external": map[string]any{"host": rdHost, "port": rd.Port}, "password": "redis-admin"},
 			},
 			"minio": map[string]any{
 				"minio": nil,
-				"e2e-minio": map[string]any{"name": p.s3Nam, "external": map[string]any{"host": s3Host, "port": atoi(s3Port)},
+				"e2e-minio": map[string]any{"name": p.s3Name, "external": map[string]any{"host": s3Host, "port": s3Port},
 					"rootUser": "minio-user", "rootPassword": "minio-password", "region": "us-east-1", "buckets": buckets},
 			},
 			"rabbitmq": map[string]any{
@@ -154,12 +156,6 @@ func (p platform) values(t *testing.T, img, srcDir, certURL string, extra map[st
 		t.Fatal(err)
 	}
 	return b
-}
-
-func atoi(s string) int {
-	var n int
-	fmt.Sscan(s, &n)
-	return n
 }
 
 // sourceDir is the file source: the servers' admin credentials, in a folder
@@ -290,9 +286,9 @@ func TestHelmInstallOnNode(t *testing.T) {
 			return err == nil && s == base64.StdEncoding.EncodeToString([]byte(creds["pg-app"]))
 		})
 		// What the post-install Job made, on the servers.
-		p.checkPostgres(t, creds["pg-app"], true)
-		p.checkBucket(t, p.bucket, true)
-		p.checkQueue(t, true)
+		p.checkPostgres(t, creds["pg-app"])
+		p.checkBucket(t, p.bucket)
+		p.checkQueue(t)
 	})
 
 	step("test", func(t *testing.T) {
@@ -328,7 +324,7 @@ func TestHelmInstallOnNode(t *testing.T) {
 		if !strings.Contains(logs, "postgres/"+p.pgName+"/database/"+p.db) {
 			t.Errorf("the re-run did not recreate %s:\n%s", p.db, logs)
 		}
-		p.checkPostgres(t, sourceCredentials(t, src)["pg-app"], true)
+		p.checkPostgres(t, sourceCredentials(t, src)["pg-app"])
 	})
 
 	step("upgrade", func(t *testing.T) {
@@ -346,10 +342,10 @@ func TestHelmInstallOnNode(t *testing.T) {
 			t.Fatalf("helm upgrade (one more bucket): %v", err)
 		}
 		logs := c.jobLogs(release + "-bootstrap-services")
-		if !strings.Contains(logs, "Apply complete: 1 created, 0 updated, 0 deleted") || !strings.Contains(logs, "minio/"+p.s3Nam+"/bucket/"+p.bucket2) {
+		if !strings.Contains(logs, "Apply complete: 1 created, 0 updated, 0 deleted") || !strings.Contains(logs, "minio/"+p.s3Name+"/bucket/"+p.bucket2) {
 			t.Errorf("upgrade with one more bucket: want exactly that change:\n%s", logs)
 		}
-		p.checkBucket(t, p.bucket2, true)
+		p.checkBucket(t, p.bucket2)
 		base = more
 	})
 
@@ -400,7 +396,7 @@ func TestHelmInstallOnNode(t *testing.T) {
 			s, err := c.kubectl("get", "secret", "e2e-app", "-o", "jsonpath={.data.pg-password}")
 			return err == nil && s == base64.StdEncoding.EncodeToString([]byte(rotated))
 		})
-		p.checkPostgres(t, rotated, true)
+		p.checkPostgres(t, rotated)
 	})
 
 	step("rbac used as granted", func(t *testing.T) {
@@ -461,7 +457,7 @@ func (p platform) checkUninstalled(t *testing.T, c *cluster) {
 	if !p.hasDatabase(t) {
 		t.Errorf("uninstall dropped database %s", p.db)
 	}
-	p.checkBucket(t, p.bucket, true)
+	p.checkBucket(t, p.bucket)
 }
 
 // waitFor polls cond until it holds or the time is up.
@@ -535,14 +531,12 @@ func (p platform) dropDatabase(t *testing.T) {
 
 // checkPostgres: the role logs in with the delivered password and owns the
 // database and its schema.
-func (p platform) checkPostgres(t *testing.T, password string, want bool) {
+func (p platform) checkPostgres(t *testing.T, password string) {
 	t.Helper()
 	pg := testenv.Postgres(t, "health")
 	conn, err := pg.Connect(t, p.role, password, p.db)
 	if err != nil {
-		if want {
-			t.Errorf("%s cannot log in to %s: %v", p.role, p.db, err)
-		}
+		t.Errorf("%s cannot log in to %s: %v", p.role, p.db, err)
 		return
 	}
 	defer conn.Close(context.Background())

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -36,7 +37,7 @@ func bootstrapImage(t *testing.T) string {
 		defer os.RemoveAll(dir)
 		ref := "localhost/bootstrap:" + testenv.Unique("e2e-")
 		root, _ := filepath.Abs("..")
-		build := exec.Command("go", "run", "./cmd/image", "--platforms", "linux/"+goarch(), "--version", "e2e",
+		build := exec.Command("go", "run", "./cmd/image", "--platforms", "linux/"+runtime.GOARCH, "--version", "e2e",
 			"--name", ref, "--out", filepath.Join(dir, "layout"), "--tar", filepath.Join(dir, "image.tar"))
 		build.Dir = root
 		if out, err := build.CombinedOutput(); err != nil {
