@@ -47,6 +47,9 @@ type Target struct {
 
 	api *mgmt
 	ov  overview
+	// tls is the client config of both AMQPS and the management API; nil
+	// for plain connections.
+	tls *tls.Config
 
 	mu    sync.Mutex
 	conns map[string]*amqp091.Connection // admin AMQP connections by vhost
@@ -95,7 +98,12 @@ func (t *Target) Connect(ctx context.Context) error {
 		return reconcile.Permanent(fmt.Errorf("%s: admin password: %w", t.name, err))
 	}
 	if t.api == nil {
-		t.api = newMgmt(t.cfg.Host, t.cfg.ManagementPort, t.cfg.TLS, t.cfg.User, pass, t.cfg.Timeouts)
+		if t.cfg.TLS.Enabled {
+			if t.tls, err = t.cfg.TLS.ClientConfig(t.cfg.Host); err != nil {
+				return reconcile.Permanent(fmt.Errorf("%s: %w", t.name, err))
+			}
+		}
+		t.api = newMgmt(t.cfg.Host, t.cfg.ManagementPort, t.tls, t.cfg.User, pass, t.cfg.Timeouts)
 	}
 	// The AMQP handshake runs while the management API answers: a no-op
 	// run is mostly these round trips.
@@ -122,6 +130,10 @@ func (t *Target) Connect(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: management API at %s: %w", t.name, t.mgmtAddr(), ctx.Err())
 		}
+		if config.IsCertificateError(err) {
+			// The handshake failed, so the Authorization header was never sent.
+			return reconcile.Permanent(fmt.Errorf("%s: management API at %s: server certificate not trusted, nothing sent: %w", t.name, t.mgmtAddr(), err))
+		}
 		if isStatus(err, 401) {
 			return reconcile.Permanent(fmt.Errorf("%s: management API at %s rejected user %q (401 Unauthorized): check the password in secret %q",
 				t.name, t.mgmtAddr(), t.cfg.User, t.cfg.Password.Secret))
@@ -142,6 +154,8 @@ func (t *Target) Connect(ctx context.Context) error {
 	case isAMQPCode(err, amqp091.NotAllowed):
 		// Logged in, but may not open vhost "/" (or it does not exist):
 		// the credentials work, which is what Connect checks.
+	case config.IsCertificateError(err):
+		return reconcile.Permanent(fmt.Errorf("%s: AMQP at %s: server certificate not trusted, nothing sent: %w", t.name, t.amqpAddr(), err))
 	case isAMQPCode(err, amqp091.AccessRefused):
 		return reconcile.Permanent(fmt.Errorf("%s: AMQP at %s refused login of user %q: %w", t.name, t.amqpAddr(), t.cfg.User, err))
 	default:
@@ -209,7 +223,7 @@ func (t *Target) dial(ctx context.Context, vhost, user string, pass credential.C
 		return nil, err
 	}
 	scheme := "amqp"
-	if t.cfg.TLS {
+	if t.tls != nil {
 		scheme = "amqps"
 	}
 	var nc atomic.Pointer[net.Conn]
@@ -237,8 +251,8 @@ func (t *Target) dial(ctx context.Context, vhost, user string, pass credential.C
 			return c, nil
 		},
 	}
-	if t.cfg.TLS {
-		cfg.TLSClientConfig = &tls.Config{ServerName: t.cfg.Host, MinVersion: tls.VersionTLS12}
+	if t.tls != nil {
+		cfg.TLSClientConfig = t.tls.Clone()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -41,7 +41,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	return &fixture{
 		srv:   srv,
-		admin: newMgmt(srv.Host, srv.ManagementPort, false, srv.User, creds["rmq-admin"], loaded(config.RabbitMQ{}).Timeouts),
+		admin: newMgmt(srv.Host, srv.ManagementPort, nil, srv.User, creds["rmq-admin"], loaded(config.RabbitMQ{}).Timeouts),
 		creds: creds,
 	}
 }

@@ -30,8 +30,8 @@ type mgmt struct {
 }
 
 // newMgmt returns the management API client: to.Connect bounds dialing and
-// the TLS handshake, to.Request each whole request.
-func newMgmt(host string, port int, useTLS bool, user string, pass credential.Credential, to config.Timeouts) *mgmt {
+// the TLS handshake, to.Request each whole request; tc nil means plain HTTP.
+func newMgmt(host string, port int, tc *tls.Config, user string, pass credential.Credential, to config.Timeouts) *mgmt {
 	scheme := "http"
 	tr := &http.Transport{
 		Proxy:               nil,
@@ -42,9 +42,9 @@ func newMgmt(host string, port int, useTLS bool, user string, pass credential.Cr
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
 	}
-	if useTLS {
+	if tc != nil {
 		scheme = "https"
-		tr.TLSClientConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = tc.Clone()
 	}
 	return &mgmt{
 		base: scheme + "://" + net.JoinHostPort(host, fmt.Sprint(port)),

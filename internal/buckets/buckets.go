@@ -18,9 +18,6 @@ package buckets
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -79,7 +76,7 @@ func New(cfg config.MinIO, creds credential.Resolved, log *slog.Logger) *Target 
 	}
 	name := cfg.Target()
 	t := &Target{cfg: cfg, creds: creds, name: name, log: log.With("target", name)}
-	t.endpoint, t.secure = splitEndpoint(cfg.Endpoint, cfg.TLS)
+	t.endpoint, t.secure = splitEndpoint(cfg.Endpoint, cfg.TLS.Enabled)
 	return t
 }
 
@@ -131,6 +128,15 @@ func (t *Target) init() error {
 	tr, err := minio.DefaultTransport(t.secure)
 	if err != nil {
 		return fmt.Errorf("%s: http transport: %w", t.name, err)
+	}
+	if t.secure {
+		host, _, _ := net.SplitHostPort(t.endpoint)
+		if host == "" {
+			host = t.endpoint
+		}
+		if tr.TLSClientConfig, err = t.cfg.TLS.ClientConfig(host); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
 	}
 	// A dead address should not hold one attempt for minio-go's default
 	// 30 s, nor a server that accepts and never answers hold it at all.
@@ -243,11 +249,9 @@ func (t *Target) connectError(ctx context.Context, err error) error {
 		}
 		return reconcile.Permanent(fmt.Errorf("%s: authenticate at %s: the endpoint expects region %s, the config says %s: set minio[].region", t.name, t.endpoint, want, t.region()))
 	}
-	var certErr *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	if errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) {
-		return reconcile.Permanent(fmt.Errorf("%s: TLS to %s: %w", t.name, t.endpoint, err))
+	if config.IsCertificateError(err) {
+		// The handshake failed: no signed request was sent.
+		return reconcile.Permanent(fmt.Errorf("%s: TLS to %s: server certificate not trusted, nothing sent: %w", t.name, t.endpoint, err))
 	}
 	// net/http and MinIO report a scheme mismatch only in words.
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {

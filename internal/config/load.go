@@ -228,6 +228,7 @@ var (
 	secretRefType    = reflect.TypeOf(SecretRef{})
 	bucketPolicyType = reflect.TypeOf(BucketPolicy{})
 	durationType     = reflect.TypeOf(Duration{})
+	tlsType          = reflect.TypeOf(TLS{})
 )
 
 func kindName(n *yaml.Node) string {
@@ -282,6 +283,14 @@ func check(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 		return
 	case bucketPolicyType:
 		return // any shape; BucketPolicy.UnmarshalYAML sorts it out
+	case tlsType:
+		if n.Kind == yaml.ScalarNode {
+			if n.ShortTag() != "!!bool" {
+				ps.add(at(path), "want true, false or a mapping {caFile, serverName, certFile, keyFile, insecureSkipVerify}, got %s (line %d)", kindName(n), n.Line)
+			}
+			return
+		}
+		// A mapping is walked as the struct it decodes into.
 	case durationType:
 		if n.Kind != yaml.ScalarNode {
 			ps.add(at(path), "want a duration such as 90s or 5m, got %s (line %d)", kindName(n), n.Line)

@@ -131,6 +131,7 @@ type Postgres struct {
 	Host      string       `yaml:"host" json:"host"`
 	Port      int          `yaml:"port" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=5432"`
 	SSLMode   string       `yaml:"sslmode" json:"sslmode,omitempty" jsonschema:"enum=disable,enum=prefer,enum=require,enum=verify-full,default=prefer"`
+	TLS       TLS          `yaml:"tls" json:"tls,omitzero"`
 	Admin     PGAdmin      `yaml:"admin" json:"admin"`
 	Roles     []PGRole     `yaml:"roles" json:"roles,omitempty"`
 	Databases []PGDatabase `yaml:"databases" json:"databases,omitempty"`
@@ -198,7 +199,7 @@ type Redis struct {
 	Address  string      `yaml:"address" json:"address"`
 	Username string      `yaml:"username" json:"username,omitempty"`
 	Password *SecretRef  `yaml:"password" json:"password,omitempty"`
-	TLS      bool        `yaml:"tls" json:"tls,omitempty"`
+	TLS      TLS         `yaml:"tls" json:"tls,omitzero"`
 	DB       int         `yaml:"db" json:"db,omitempty"`
 	Expect   RedisExpect `yaml:"expect" json:"expect,omitempty"`
 	Timeouts Timeouts    `yaml:"timeouts" json:"timeouts,omitempty"`
@@ -215,7 +216,7 @@ type RedisExpect struct {
 type MinIO struct {
 	Name      string    `yaml:"name" json:"name"`
 	Endpoint  string    `yaml:"endpoint" json:"endpoint"`
-	TLS       bool      `yaml:"tls" json:"tls,omitempty"`
+	TLS       TLS       `yaml:"tls" json:"tls,omitzero"`
 	Region    string    `yaml:"region" json:"region,omitempty" jsonschema:"default=us-east-1"`
 	AccessKey SecretRef `yaml:"accessKey" json:"accessKey"`
 	SecretKey SecretRef `yaml:"secretKey" json:"secretKey"`
@@ -261,7 +262,7 @@ type RabbitMQ struct {
 	Host           string        `yaml:"host" json:"host"`
 	Port           int           `yaml:"port" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,default=5672"`
 	ManagementPort int           `yaml:"managementPort" json:"managementPort,omitempty" jsonschema:"minimum=1,maximum=65535,default=15672"`
-	TLS            bool          `yaml:"tls" json:"tls,omitempty"`
+	TLS            TLS           `yaml:"tls" json:"tls,omitzero"`
 	User           string        `yaml:"user" json:"user"`
 	Password       SecretRef     `yaml:"password" json:"password"`
 	VHosts         []RMQVHost    `yaml:"vhosts" json:"vhosts,omitempty"`

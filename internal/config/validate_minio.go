@@ -12,6 +12,7 @@ func (v *validator) minio() {
 	for i, m := range v.c.MinIO {
 		p := v.instance("minio", i, m.Name, instances)
 		v.hostPort(p+".endpoint", m.Endpoint)
+		v.tls(p, m.TLS, false, "")
 		v.ref(p+".accessKey", m.AccessKey, true)
 		v.ref(p+".secretKey", m.SecretKey, true)
 		bs := seen{}

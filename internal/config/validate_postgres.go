@@ -48,6 +48,7 @@ func (v *validator) pgServer(p string, pg Postgres) {
 	v.host(p+".host", pg.Host)
 	v.port(p+".port", pg.Port)
 	v.enum(p+".sslmode", pg.SSLMode, "disable", "prefer", "require", "verify-full")
+	v.tls(p, pg.TLS, true, pg.SSLMode)
 	v.pgName(p+".admin.user", pg.Admin.User)
 	v.pgName(p+".admin.database", pg.Admin.Database)
 	v.ref(p+".admin.password", pg.Admin.Password, true)

@@ -53,6 +53,7 @@ func (v *validator) rmqServer(p string, r RabbitMQ) {
 	v.host(p+".host", r.Host)
 	v.port(p+".port", r.Port)
 	v.port(p+".managementPort", r.ManagementPort)
+	v.tls(p, r.TLS, false, "")
 	v.rmqName(p+".user", r.User)
 	v.ref(p+".password", r.Password, true)
 }

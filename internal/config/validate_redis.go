@@ -7,6 +7,7 @@ func (v *validator) redis() {
 	for i, r := range v.c.Redis {
 		p := v.instance("redis", i, r.Name, instances)
 		v.hostPort(p+".address", r.Address)
+		v.tls(p, r.TLS, false, "")
 		if r.Password != nil {
 			v.ref(p+".password", *r.Password, false)
 		}

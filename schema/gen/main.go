@@ -63,6 +63,16 @@ func mapper(t reflect.Type) *jsonschema.Schema {
 		}
 	case reflect.TypeOf(config.Duration{}):
 		return &jsonschema.Schema{Type: "string", Pattern: `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, Description: "a Go duration such as 90s or 5m"}
+	case reflect.TypeOf(config.TLS{}):
+		// The mapping's own schema comes from the struct: reflect it
+		// without this mapper, or it would map itself.
+		obj := (&jsonschema.Reflector{DoNotReference: true, ExpandedStruct: true}).Reflect(&config.TLS{})
+		obj.Version, obj.ID = "", ""
+		obj.AdditionalProperties = jsonschema.FalseSchema
+		return &jsonschema.Schema{
+			Description: "true turns TLS on with the system's roots; a mapping turns it on with these details (PostgreSQL: sslmode turns it on, the mapping gives the details)",
+			OneOf:       []*jsonschema.Schema{{Type: "boolean"}, obj},
+		}
 	case reflect.TypeOf(config.BucketPolicy{}):
 		return &jsonschema.Schema{
 			Description: "canned policy (private, download, upload, public) or a policy document",

@@ -13,8 +13,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,14 +165,7 @@ func permanentConnectError(err error) bool {
 		// recovering), 53300 too_many_connections and the rest: retry.
 		return false
 	}
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verification     *tls.CertificateVerificationError
-	)
-	if errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || errors.As(err, &verification) {
+	if config.IsCertificateError(err) || errors.As(err, new(*pgconn.NotPreferredError)) {
 		return true
 	}
 	return strings.Contains(err.Error(), "server refused TLS connection")
@@ -206,20 +197,37 @@ func (t *Target) connConfig(database, user string, password credential.Credentia
 		"lock_timeout":      fmt.Sprint(to.Lock.Milliseconds()),
 	}
 	cc.Fallbacks = nil
-	switch t.cfg.SSLMode {
-	case "disable":
+	if t.cfg.SSLMode == "disable" {
 		cc.TLSConfig = nil
+		return cc, nil
+	}
+	tc, err := t.cfg.TLS.ClientConfig(t.cfg.Host)
+	if err != nil {
+		return nil, err
+	}
+	switch t.cfg.SSLMode {
 	case "prefer":
-		// libpq's prefer: try TLS without verifying, fall back to plain.
-		cc.TLSConfig = &tls.Config{InsecureSkipVerify: true, ServerName: t.cfg.Host}
+		// libpq's prefer: try TLS without verifying, fall back to plain. It
+		// protects nothing against someone in between; verify-full does.
+		tc.InsecureSkipVerify = true
 		cc.Fallbacks = []*pgconn.FallbackConfig{{Host: cc.Host, Port: cc.Port, TLSConfig: nil}}
 	case "require":
-		// libpq's require without a root certificate: encrypted, unverified.
-		cc.TLSConfig = &tls.Config{InsecureSkipVerify: true, ServerName: t.cfg.Host}
+		// libpq's require without a root certificate: encrypted,
+		// unverified (warned on every run).
+		tc.InsecureSkipVerify = true
 	case "verify-full":
-		cc.TLSConfig = &tls.Config{ServerName: t.cfg.Host, MinVersion: tls.VersionTLS12}
 	default:
 		return nil, fmt.Errorf("sslmode %q is not one of disable, prefer, require, verify-full", t.cfg.SSLMode)
+	}
+	cc.TLSConfig = tc
+	if t.cfg.SSLMode != "prefer" {
+		// TLS is required: the password goes only into a SCRAM exchange
+		// bound to this TLS channel. A server (or someone in between) that
+		// asks for it in clear, as md5, or without channel binding is
+		// refused before anything is sent; with require, a relay with its
+		// own certificate cannot complete the bound exchange either.
+		cc.RequireAuth = "scram-sha-256"
+		cc.ChannelBinding = "require"
 	}
 	return cc, nil
 }

@@ -70,7 +70,7 @@ func (t *Target) Name() string { return t.name }
 
 // WaitingFor says what the engine waits for while Connect fails.
 func (t *Target) WaitingFor() string {
-	if t.cfg.TLS {
+	if t.cfg.TLS.Enabled {
 		return "Redis at " + t.cfg.Address + " (TLS)"
 	}
 	return "Redis at " + t.cfg.Address
@@ -137,12 +137,14 @@ func (t *Target) options() (*goredis.Options, error) {
 		// Revealed only when go-redis authenticates a new connection.
 		opts.CredentialsProvider = func() (string, string) { return user, pw.Reveal() }
 	}
-	if t.cfg.TLS {
+	if t.cfg.TLS.Enabled {
 		host, _, err := net.SplitHostPort(t.cfg.Address)
 		if err != nil {
 			host = t.cfg.Address
 		}
-		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		if opts.TLSConfig, err = t.cfg.TLS.ClientConfig(host); err != nil {
+			return nil, err
+		}
 	}
 	return opts, nil
 }
@@ -158,8 +160,11 @@ func (t *Target) connectError(ctx context.Context, err error) error {
 		return reconcile.Permanent(fmt.Errorf("%s: authentication failed%s: %w", at, t.authHint(), err))
 	case goredis.IsPermissionError(err):
 		return reconcile.Permanent(fmt.Errorf("%s: user %s may not run PING: %w", at, t.user(), err))
+	case config.IsCertificateError(err):
+		// The handshake failed before AUTH: no password was sent.
+		return reconcile.Permanent(fmt.Errorf("%s: server certificate not trusted, nothing sent: %w", at, err))
 	case isTLSError(err):
-		return reconcile.Permanent(fmt.Errorf("%s: TLS handshake failed (tls: %v): %w", at, t.cfg.TLS, err))
+		return reconcile.Permanent(fmt.Errorf("%s: TLS handshake failed (tls on: %v): %w", at, t.cfg.TLS.Enabled, err))
 	default:
 		// Refused, reset, timeout, LOADING: the server may come up yet.
 		return fmt.Errorf("%s: connect to %s%s: %w", t.name, t.cfg.Address, t.tlsHint(err), err)
@@ -171,7 +176,7 @@ func (t *Target) connectError(ctx context.Context, err error) error {
 // like a slow server instead of failing fast.
 func (t *Target) tlsHint(err error) string {
 	var ne net.Error
-	if t.cfg.TLS && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
+	if t.cfg.TLS.Enabled && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
 		return " (no answer to the TLS handshake: does this server speak TLS? tls is true)"
 	}
 	return ""

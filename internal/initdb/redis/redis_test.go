@@ -252,7 +252,7 @@ func TestRefusedIsRetryable(t *testing.T) {
 func TestTLSAgainstPlainServer(t *testing.T) {
 	srv := realServer(t, "health")
 	cfg := srv.config(0)
-	cfg.TLS = true
+	cfg.TLS = config.TLS{Enabled: true}
 	tgt := New(cfg, srv.creds(), nil)
 	defer tgt.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
