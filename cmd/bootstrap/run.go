@@ -326,13 +326,22 @@ func serve(ctx context.Context, o options, cfg *config.Config, log *slog.Logger,
 			if err != nil {
 				return nil, err
 			}
+			// --only chose what this daemon may touch: a config it no
+			// longer matches is refused like a broken one (the last good
+			// config stays, /readyz says why), never widened to all.
+			if _, err := selector(fresh, o.only); err != nil {
+				return nil, err
+			}
 			return func() { cfg = fresh }, nil
 		},
 		Reconcile: func(ctx context.Context) *reconcile.Report {
+			// The config in use always matches --only: the first was
+			// checked before serving, each reload before it is taken.
 			include, err := selector(cfg, o.only)
 			if err != nil {
-				log.Error("--only no longer matches the config; reconciling everything", "error", err.Error())
-				include = func(string) bool { return true }
+				var r reconcile.Report
+				r.Add(reconcile.Result{Resource: "config", Action: reconcile.Check, Status: reconcile.Failed, Error: err.Error()})
+				return &r
 			}
 			if o.timeout > 0 {
 				var cancel context.CancelFunc

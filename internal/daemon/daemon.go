@@ -51,6 +51,9 @@ type Daemon struct {
 	runs      int
 	reloadBad *reloadFailure // the last reload's failure, nil after a good one
 	reloading chan struct{}  // closed when the last reload started returns
+	// seen is every target a run has reported: one the last run did not
+	// reach (a failed vault stops a run before any target) goes to 0.
+	seen map[string]bool
 }
 
 type metrics struct {
@@ -222,15 +225,26 @@ func (d *Daemon) Record(rep *reconcile.Report, took time.Duration) {
 		if _, seen := up[target]; !seen {
 			up[target] = 1
 		}
-		// A failure reported on the target itself (connect, plan) means
-		// the target was not reached.
-		if c.Resource == target && c.Status == reconcile.Failed {
+		// A failure or skip reported on the target itself (connect, plan,
+		// not started) means the target was not reached.
+		if c.Resource == target && (c.Status == reconcile.Failed || c.Status == reconcile.Skipped) {
 			up[target] = 0
 		}
 	}
+	d.mu.Lock()
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	for t := range d.seen {
+		if _, ok := up[t]; !ok {
+			up[t] = 0
+		}
+	}
 	for t, v := range up {
+		d.seen[t] = true
 		d.m.targetUp.WithLabelValues(t).Set(v)
 	}
+	d.mu.Unlock()
 	d.m.drift.Set(float64(failed))
 	if rep.OK {
 		d.m.lastSuccess.SetToCurrentTime()

@@ -50,6 +50,40 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// TestTargetUpFallsWhenNotReached: a run that stops before the targets (the
+// vault failed) or never starts one leaves no target at 1.
+func TestTargetUpFallsWhenNotReached(t *testing.T) {
+	d := &Daemon{}
+	metric := func() string {
+		srv := httptest.NewServer(d.Handler())
+		defer srv.Close()
+		resp, err := http.Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var ok reconcile.Report
+	ok.Add(reconcile.Result{Resource: "postgres/health/role/a", Action: reconcile.Noop, Status: reconcile.OK},
+		reconcile.Result{Resource: "redis/cache", Action: reconcile.Check, Status: reconcile.OK})
+	d.Record(&ok, time.Second)
+	if m := metric(); !strings.Contains(m, `bootstrap_target_up{target="postgres/health"} 1`) || !strings.Contains(m, `bootstrap_target_up{target="redis/cache"} 1`) {
+		t.Fatalf("after a good run both targets should be up:\n%s", m)
+	}
+	var vault reconcile.Report
+	vault.Add(reconcile.Result{Resource: "vault", Action: reconcile.Check, Status: reconcile.Failed, Error: "vault: 503"},
+		reconcile.Result{Resource: "redis/cache", Action: reconcile.Check, Status: reconcile.Skipped, Error: "not started"})
+	d.Record(&vault, time.Second)
+	m := metric()
+	for _, want := range []string{`bootstrap_target_up{target="postgres/health"} 0`, `bootstrap_target_up{target="redis/cache"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("after a run that reached no target, metrics lack %s", want)
+		}
+	}
+}
+
 func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	runs := 0
