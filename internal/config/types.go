@@ -205,11 +205,16 @@ type Redis struct {
 	Timeouts Timeouts    `yaml:"timeouts" json:"timeouts,omitempty"`
 }
 
-// RedisExpect lists settings checked when the server lets us read them.
+// RedisExpect lists settings checked; one the server will not let us read
+// fails its check unless SkipUnreadable.
 type RedisExpect struct {
 	Role            string `yaml:"role" json:"role,omitempty" jsonschema:"enum=master,enum=slave,enum=replica"`
 	MaxmemoryPolicy string `yaml:"maxmemoryPolicy" json:"maxmemoryPolicy,omitempty"`
 	Appendonly      *bool  `yaml:"appendonly" json:"appendonly,omitempty"`
+	// SkipUnreadable turns an expectation the server will not let us read
+	// (CONFIG, INFO or ROLE renamed or denied) from a failed check into a
+	// warning.
+	SkipUnreadable bool `yaml:"skipUnreadable" json:"skipUnreadable,omitempty" jsonschema:"description=an expectation the server will not let bootstrap read is a warning instead of a failed check"`
 }
 
 // MinIO is one S3 endpoint (MinIO or any S3-compatible store).

@@ -22,10 +22,9 @@ const (
 	// KeyTTL bounds how long a round-trip key can outlive a crashed run.
 	KeyTTL = 30 * time.Second
 
-	// cannotReadConfig is the Detail of a setting check on a server that
-	// hides CONFIG (Bitnami renames it; managed services disable it).
-	cannotReadConfig = "cannot read (CONFIG unavailable)"
-	cannotReadRole   = "cannot read (INFO and ROLE unavailable)"
+	// cannotRead starts the Detail of a check the server will not let us
+	// read (CONFIG renamed or denied by ACL; managed services disable it).
+	cannotRead = "cannot read: "
 )
 
 // Plan returns the checks, in order: auth, ping, roundtrip, then role and
@@ -58,23 +57,23 @@ func (t *Target) checks(ctx context.Context) ([]reconcile.Change, error) {
 		t.check("roundtrip", fmt.Sprintf("SET/GET/DEL of %s* with a %s TTL in db %d", KeyPrefix, KeyTTL, t.cfg.DB), t.probeRoundtrip),
 	}
 	if want := t.cfg.Expect.Role; want != "" {
-		got, ok, err := t.readRole(ctx)
+		got, why, err := t.readRole(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%s: read role: %w", t.name, err)
 		}
-		detail := cannotReadRole
-		if ok {
+		detail := cannotRead + why
+		if why == "" {
 			detail = describe(normaliseRole(want), got)
 		}
 		out = append(out, t.check("role", detail, t.probeRole))
 	}
 	for _, s := range t.settings() {
-		got, ok, err := t.readConfig(ctx, s.name)
+		got, why, err := t.readConfig(ctx, s.name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: read %s: %w", t.name, s.name, err)
 		}
-		detail := cannotReadConfig
-		if ok {
+		detail := cannotRead + why
+		if why == "" {
 			detail = describe(s.want, got)
 		}
 		out = append(out, t.check("config/"+s.name, detail, func(ctx context.Context) error {
@@ -165,13 +164,12 @@ func (t *Target) cleanup(ctx context.Context, key string) {
 
 func (t *Target) probeRole(ctx context.Context) error {
 	want := normaliseRole(t.cfg.Expect.Role)
-	got, ok, err := t.readRole(ctx)
+	got, why, err := t.readRole(ctx)
 	if err != nil {
 		return fmt.Errorf("read role: %w", err)
 	}
-	if !ok {
-		t.log.Warn("role not checked: INFO and ROLE are unavailable", "resource", reconcile.Resource(t.name, "check", "role"), "expected", want)
-		return nil
+	if why != "" {
+		return t.unreadable(reconcile.Resource(t.name, "check", "role"), "role "+want, why, "INFO or ROLE (ACL +info or +role)")
 	}
 	if got != want {
 		return fmt.Errorf("role is %s, expected %s", got, want)
@@ -180,18 +178,28 @@ func (t *Target) probeRole(ctx context.Context) error {
 }
 
 func (t *Target) probeSetting(ctx context.Context, s setting) error {
-	got, ok, err := t.readConfig(ctx, s.name)
+	got, why, err := t.readConfig(ctx, s.name)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.name, err)
 	}
-	if !ok {
-		t.log.Warn("setting not checked: "+cannotReadConfig, "resource", reconcile.Resource(t.name, "check", "config", s.name), "setting", s.name, "expected", s.want)
-		return nil
+	if why != "" {
+		return t.unreadable(reconcile.Resource(t.name, "check", "config", s.name), s.name+" "+s.want, why, "CONFIG GET (ACL +config|get, and CONFIG not renamed)")
 	}
 	if !strings.EqualFold(got, s.want) {
 		return fmt.Errorf("%s is %s, expected %s (bootstrap does not change Redis settings: set it in the server's configuration)", s.name, got, s.want)
 	}
 	return nil
+}
+
+// unreadable is the outcome of an expectation the server will not let us
+// check: a failure naming what is missing — verify must not say ok without
+// having verified — unless the config allows skipping it.
+func (t *Target) unreadable(resource, expected, why, grant string) error {
+	if t.cfg.Expect.SkipUnreadable {
+		t.log.Warn("expectation not checked (expect.skipUnreadable)", "resource", resource, "expected", expected, "reason", why)
+		return nil
+	}
+	return fmt.Errorf("cannot check %s: %s; allow %s, or set expect.skipUnreadable: true", expected, why, grant)
 }
 
 type setting struct{ name, want string }
@@ -215,44 +223,49 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// readConfig returns a setting's value; ok is false when the server will not
-// say (CONFIG renamed, disabled or denied by ACL, or the setting unknown).
-func (t *Target) readConfig(ctx context.Context, name string) (value string, ok bool, err error) {
+// readConfig returns a setting's value; why says what stopped us when the
+// server will not say (CONFIG renamed, disabled or denied by ACL, or the
+// setting unknown).
+func (t *Target) readConfig(ctx context.Context, name string) (value, why string, err error) {
 	m, err := t.client.ConfigGet(ctx, name).Result()
 	if err != nil {
 		if unavailable(err) {
-			return "", false, nil
+			return "", fmt.Sprintf("CONFIG GET is not available to user %s (%v)", t.user(), err), nil
 		}
-		return "", false, err
+		return "", "", err
 	}
 	v, ok := m[name]
-	return strings.ToLower(v), ok, nil
+	if !ok {
+		return "", fmt.Sprintf("CONFIG GET %s returned nothing (unknown setting, or hidden)", name), nil
+	}
+	return strings.ToLower(v), "", nil
 }
 
 // readRole returns master or replica from INFO replication, falling back to
-// ROLE when INFO is hidden; ok is false when neither is available.
-func (t *Target) readRole(ctx context.Context) (role string, ok bool, err error) {
+// ROLE when INFO is hidden; why says what stopped us when neither is
+// available.
+func (t *Target) readRole(ctx context.Context) (role, why string, err error) {
 	info, err := t.client.Info(ctx, "replication").Result()
 	if err == nil {
 		if r := parseRole(info); r != "" {
-			return r, true, nil
+			return r, "", nil
 		}
 	} else if !unavailable(err) {
-		return "", false, err
+		return "", "", err
 	}
 	res, err := t.client.Do(ctx, "ROLE").Slice()
 	if err != nil {
 		if unavailable(err) {
-			return "", false, nil
+			return "", fmt.Sprintf("neither INFO replication nor ROLE is available to user %s (%v)", t.user(), err), nil
 		}
-		return "", false, err
+		return "", "", err
 	}
 	if len(res) > 0 {
 		if s, isStr := res[0].(string); isStr {
-			return normaliseRole(s), true, nil
+			return normaliseRole(s), "", nil
 		}
 	}
-	return "", false, nil
+	return "", "ROLE answered without a role", nil
 }
 
 // parseRole finds role:... in INFO output, normalised.

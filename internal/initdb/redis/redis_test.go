@@ -330,44 +330,56 @@ func (l *logBuffer) String() string {
 }
 
 // TestConfigRenamed runs a Redis of its own with CONFIG and INFO renamed
-// away, the way Bitnami's chart hides CONFIG.
+// away, as hardened servers do: an expected setting it will not show is a
+// failed check saying what is missing (verify must not say ok without having
+// verified), unless expect.skipUnreadable makes it a warning.
 func TestConfigRenamed(t *testing.T) {
 	srv := privateServer(t, `rename-command CONFIG ""`, `rename-command INFO ""`)
-	var logs logBuffer
-	cfg := srv.config(0)
-	cfg.Expect = config.RedisExpect{Role: "master", MaxmemoryPolicy: "allkeys-lru", Appendonly: boolp(true)}
-	tgt := New(cfg, srv.creds(), slog.New(slog.NewTextHandler(&logs, nil)))
-	defer tgt.Close()
-	connect(t, tgt)
-	cs, err := tgt.Plan(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		if err := c.Apply(context.Background()); err != nil {
-			t.Errorf("%s: %v", c.Resource, err)
+	for _, skip := range []bool{false, true} {
+		var logs logBuffer
+		cfg := srv.config(0)
+		cfg.Expect = config.RedisExpect{Role: "master", MaxmemoryPolicy: "allkeys-lru", Appendonly: boolp(true), SkipUnreadable: skip}
+		tgt := New(cfg, srv.creds(), slog.New(slog.NewTextHandler(&logs, nil)))
+		connect(t, tgt)
+		cs, err := tgt.Plan(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, r := range []string{"config/maxmemory-policy", "config/appendonly"} {
-		if d := find(t, cs, "redis/private/check/"+r).Detail; d != cannotReadConfig {
-			t.Errorf("%s detail %q, want %q", r, d, cannotReadConfig)
+		failed := map[string]string{}
+		for _, c := range cs {
+			if err := c.Apply(context.Background()); err != nil {
+				failed[c.Resource] = err.Error()
+			}
 		}
-	}
-	// INFO is gone too: the role comes from ROLE.
-	if d := find(t, cs, "redis/private/check/role").Detail; d != "master" {
-		t.Errorf("role detail %q, want master (read through ROLE)", d)
-	}
-	if !strings.Contains(logs.String(), "CONFIG unavailable") || !strings.Contains(logs.String(), "maxmemory-policy") {
-		t.Errorf("no log line says the setting was not checked:\n%s", logs.String())
-	}
-	if strings.Contains(logs.String(), srv.password) {
-		t.Error("log leaks the password")
+		tgt.Close()
+		for _, r := range []string{"config/maxmemory-policy", "config/appendonly"} {
+			res := "redis/private/check/" + r
+			if d := find(t, cs, res).Detail; !strings.HasPrefix(d, cannotRead+"CONFIG GET is not available") {
+				t.Errorf("%s detail %q: want it to say CONFIG GET is not available", r, d)
+			}
+			switch msg := failed[res]; {
+			case skip && msg != "":
+				t.Errorf("skipUnreadable: %s failed: %s", r, msg)
+			case !skip && !strings.Contains(msg, "cannot check") || !skip && !strings.Contains(msg, "+config|get"):
+				t.Errorf("%s: failure %q: want a failed check naming the missing permission", r, msg)
+			}
+		}
+		if skip && !strings.Contains(logs.String(), "expectation not checked") {
+			t.Errorf("skipUnreadable: no warning says the settings were not checked:\n%s", logs.String())
+		}
+		// INFO is gone too: the role comes from ROLE, and is checked.
+		if d := find(t, cs, "redis/private/check/role").Detail; d != "master" || failed["redis/private/check/role"] != "" {
+			t.Errorf("role detail %q, failure %q: want master read through ROLE", d, failed["redis/private/check/role"])
+		}
+		if strings.Contains(logs.String(), srv.password) {
+			t.Error("log leaks the password")
+		}
 	}
 }
 
 // TestACLUser checks as a named ACL user that may not run CONFIG, INFO or
-// ROLE and may only touch the round-trip keys: auth and the round trip pass
-// and the settings read as "cannot read".
+// ROLE and may only touch the round-trip keys: auth and the round trip pass;
+// the role and the settings fail, naming what the user lacks.
 func TestACLUser(t *testing.T) {
 	srv := realServer(t, "auth")
 	ctx := context.Background()
@@ -392,15 +404,17 @@ func TestACLUser(t *testing.T) {
 	if d := find(t, cs, "redis/auth/check/auth").Detail; d != "AUTH as "+user {
 		t.Errorf("auth detail %q", d)
 	}
-	if d := find(t, cs, "redis/auth/check/role").Detail; d != cannotReadRole {
-		t.Errorf("role detail %q, want %q", d, cannotReadRole)
-	}
-	if d := find(t, cs, "redis/auth/check/config/maxmemory-policy").Detail; d != cannotReadConfig {
-		t.Errorf("maxmemory-policy detail %q, want %q", d, cannotReadConfig)
-	}
 	for _, c := range cs {
-		if err := c.Apply(ctx); err != nil {
-			t.Errorf("%s: %v", c.Resource, err)
+		err := c.Apply(ctx)
+		switch c.Resource {
+		case "redis/auth/check/role", "redis/auth/check/config/maxmemory-policy":
+			if err == nil || !strings.Contains(err.Error(), "available to user "+user) || !strings.Contains(err.Error(), "NOPERM") {
+				t.Errorf("%s: got %v, want a failure naming user %s and the NOPERM answer", c.Resource, err, user)
+			}
+		default:
+			if err != nil {
+				t.Errorf("%s: %v", c.Resource, err)
+			}
 		}
 	}
 	if strings.Contains(logs.String(), pw) {
