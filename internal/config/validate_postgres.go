@@ -168,7 +168,19 @@ func (v *validator) pgGrant(sc *pgScope, gp string, g PGGrant, gs seen) {
 			v.add(fmt.Sprintf("%s.privileges[%d]", gp, k), "%q is not a privilege on %s (want %s)", pr, g.On, strings.Join(privileges[g.On], ", "))
 		}
 	}
-	v.dup(gs, strings.Join([]string{g.Role, g.Database, g.Schema, g.On}, "/"), gp, "grant for role/database/schema/on")
+	role := g.Role
+	if strings.EqualFold(role, "public") {
+		// PUBLIC is every role, in any spelling; revokePublicConnect
+		// takes CONNECT from it, so granting it back would flip for ever.
+		role = "PUBLIC"
+		if dbOK && db.RevokePublicConnect && g.On == "database" && slices.ContainsFunc(g.Privileges, func(p string) bool {
+			p = strings.ToUpper(p)
+			return p == "CONNECT" || p == "ALL"
+		}) {
+			v.add(gp+".privileges", "grants CONNECT to PUBLIC on database %q, whose revokePublicConnect takes it away", g.Database)
+		}
+	}
+	v.dup(gs, strings.Join([]string{role, g.Database, g.Schema, g.On}, "/"), gp, "grant for role/database/schema/on")
 }
 
 // pgGrantSchema checks that a grant's schema is declared in its database;

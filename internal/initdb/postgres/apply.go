@@ -16,6 +16,19 @@ import (
 // ident quotes an identifier.
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
+// public is how grants name the PUBLIC pseudo-role (every role, grantee 0
+// in the catalogs); the config's public, in any case, is normalised to it.
+const public = "PUBLIC"
+
+// grantee spells a grant's role: PUBLIC is a keyword, not a role name (a
+// quoted "PUBLIC" would be a role that does not exist).
+func grantee(role string) string {
+	if role == public {
+		return public
+	}
+	return ident(role)
+}
+
 // literal quotes a string constant for utility statements, which take no
 // bind parameters.
 func literal(s string) string {
@@ -310,17 +323,17 @@ func (t *Target) applyGrant(g grantSpec, owner string, withDefaults bool) func(c
 	var stmt, db string
 	switch g.Kind {
 	case "database":
-		stmt = "GRANT " + privs + " ON DATABASE " + ident(g.Database) + " TO " + ident(g.Role)
+		stmt = "GRANT " + privs + " ON DATABASE " + ident(g.Database) + " TO " + grantee(g.Role)
 	case "schema":
 		db = g.Database
-		stmt = "GRANT " + privs + " ON SCHEMA " + ident(g.Schema) + " TO " + ident(g.Role)
+		stmt = "GRANT " + privs + " ON SCHEMA " + ident(g.Schema) + " TO " + grantee(g.Role)
 	case "tables", "sequences":
 		db = g.Database
 		objects := strings.ToUpper(g.Kind)
-		stmt = "GRANT " + privs + " ON ALL " + objects + " IN SCHEMA " + ident(g.Schema) + " TO " + ident(g.Role)
+		stmt = "GRANT " + privs + " ON ALL " + objects + " IN SCHEMA " + ident(g.Schema) + " TO " + grantee(g.Role)
 		if withDefaults {
 			stmt += "; ALTER DEFAULT PRIVILEGES FOR ROLE " + ident(owner) + " IN SCHEMA " + ident(g.Schema) +
-				" GRANT " + privs + " ON " + objects + " TO " + ident(g.Role)
+				" GRANT " + privs + " ON " + objects + " TO " + grantee(g.Role)
 		}
 	}
 	return func(ctx context.Context) error {

@@ -51,7 +51,9 @@ func (t *Target) planPublicConnect(d config.PGDatabase, owner string, cur *dbSta
 	c := reconcile.Change{Resource: t.res("revokePublicConnect", d.Name), Action: reconcile.Noop}
 	keep := []string{owner}
 	for _, g := range grants {
-		if g.Database == d.Name && !slices.Contains(keep, g.Role) {
+		// PUBLIC is what loses CONNECT here: validation refuses a grant
+		// of it to PUBLIC, and keeping it would undo the revoke.
+		if g.Database == d.Name && g.Role != public && !slices.Contains(keep, g.Role) {
 			keep = append(keep, g.Role)
 		}
 	}

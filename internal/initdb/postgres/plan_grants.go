@@ -48,7 +48,11 @@ func normaliseGrants(target string, in []config.PGGrant) ([]grantSpec, error) {
 		if err != nil {
 			return nil, err
 		}
-		spec := grantSpec{Role: g.Role, Database: g.Database, Schema: schema, Kind: kind}
+		role := g.Role
+		if strings.EqualFold(role, public) {
+			role = public
+		}
+		spec := grantSpec{Role: role, Database: g.Database, Schema: schema, Kind: kind}
 		res := reconcile.Resource(target, spec.resourceParts()...)
 		want, err := grantPrivileges(res, kind, known, g.Privileges)
 		if err != nil {
@@ -161,6 +165,7 @@ func (t *Target) planGrant(i int, g grantSpec, owner string, st *state) reconcil
 		return c
 	}
 	_, roleExists := st.roles[g.Role]
+	roleExists = roleExists || g.Role == public
 	c.Action = reconcile.Update
 	if !some || !roleExists {
 		c.Action = reconcile.Create

@@ -706,10 +706,16 @@ func TestSSLModes(t *testing.T) {
 	if cc.TLSConfig == nil || cc.TLSConfig.InsecureSkipVerify || cc.TLSConfig.ServerName != "db.example" || len(cc.Fallbacks) != 0 {
 		t.Errorf("verify-full: %+v fallbacks %d", cc.TLSConfig, len(cc.Fallbacks))
 	}
+	if cc.RequireAuth != "scram-sha-256" || cc.ChannelBinding != "require" {
+		t.Errorf("verify-full: require_auth %q, channel_binding %q: want SCRAM bound to the channel", cc.RequireAuth, cc.ChannelBinding)
+	}
 	tgt.cfg.SSLMode = "require"
 	cc, _ = tgt.connConfig("d", "u", credential.New("p"))
 	if cc.TLSConfig == nil || !cc.TLSConfig.InsecureSkipVerify || len(cc.Fallbacks) != 0 {
 		t.Errorf("require: %+v fallbacks %d", cc.TLSConfig, len(cc.Fallbacks))
+	}
+	if cc.RequireAuth != "scram-sha-256" || cc.ChannelBinding != "require" {
+		t.Errorf("require: require_auth %q, channel_binding %q: want SCRAM bound to the channel", cc.RequireAuth, cc.ChannelBinding)
 	}
 	tgt.cfg.SSLMode = "prefer"
 	cc, _ = tgt.connConfig("d", "u", credential.New("p"))

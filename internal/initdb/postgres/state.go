@@ -69,10 +69,17 @@ const databasesQuery = `
 SELECT d.datname::text, pg_get_userbyid(d.datdba)::text,
        EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
                WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT'),
-       ARRAY(SELECT a.privilege_type || ' ' || r.rolname
+       ARRAY(SELECT a.privilege_type || ' ' || coalesce(r.rolname, 'PUBLIC')
              FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
-             JOIN pg_roles r ON r.oid = a.grantee)
+             LEFT JOIN pg_roles r ON r.oid = a.grantee
+             WHERE a.grantee = 0 OR r.oid IS NOT NULL)
 FROM pg_database d WHERE d.datname = ANY($1::text[])`
+
+// granteeOID is the SQL for the OID a grant's role has in ACLs: 0 for
+// PUBLIC, which pg_roles does not list.
+func granteeOID(param string) string {
+	return "(CASE WHEN " + param + "::text = 'PUBLIC' THEN 0::oid ELSE (SELECT oid FROM pg_roles WHERE rolname::text = " + param + "::text) END)"
+}
 
 // mentioned lists every role and database the config names, declared or
 // not: a grant to an existing undeclared role is an update, not a create,
@@ -88,7 +95,9 @@ func mentioned(cfg config.Postgres, grants []grantSpec) (roles, dbs []string) {
 		addRole(r.Name)
 	}
 	for _, g := range grants {
-		addRole(g.Role)
+		if g.Role != public {
+			addRole(g.Role)
+		}
 	}
 	dbs = make([]string, 0, len(cfg.Databases))
 	seen := map[string]bool{}
@@ -323,7 +332,7 @@ func (d *dbDetail) queueGrant(b *pgx.Batch, i int, g grantSpec, owner string) {
 func (d *dbDetail) queueSchemaGrant(b *pgx.Batch, i int, g grantSpec) {
 	b.Queue(`SELECT ARRAY(SELECT a.privilege_type FROM pg_namespace n,
 			           aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
-			         WHERE n.nspname = $1 AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2))`,
+			         WHERE n.nspname = $1 AND a.grantee = `+granteeOID("$2")+`)`,
 		g.Schema, g.Role).QueryRow(func(row pgx.Row) error {
 		var have []string
 		err := row.Scan(&have)
@@ -344,7 +353,7 @@ func (d *dbDetail) queueObjectGrant(b *pgx.Batch, i int, g grantSpec, gs grantSt
 			      SELECT p, (SELECT count(*) FROM obj),
 			             (SELECT count(*) FROM obj WHERE NOT EXISTS (
 			                SELECT 1 FROM aclexplode(obj.acl) a
-			                WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2) AND a.privilege_type = p))
+			                WHERE a.grantee = ` + granteeOID("$2") + ` AND a.privilege_type = p))
 			      FROM unnest($3::text[]) p`
 	b.Queue(q, g.Schema, g.Role, g.Privileges).Query(func(rows pgx.Rows) error {
 		var priv string
@@ -370,7 +379,7 @@ func queueDefaultPrivileges(b *pgx.Batch, g grantSpec, owner string, gs grantSta
 				                aclexplode(da.defaclacl) a
 				           WHERE n.nspname = $1 AND da.defaclobjtype = '`+relKinds[g.Kind].defType+`'
 				             AND da.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $2)
-				             AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $3))`,
+				             AND a.grantee = `+granteeOID("$3")+`)`,
 		g.Schema, owner, g.Role).QueryRow(func(row pgx.Row) error {
 		var have []string
 		err := row.Scan(&have)
