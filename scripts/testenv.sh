@@ -7,7 +7,7 @@
 #   scripts/testenv.sh status             say what runs where
 #   scripts/testenv.sh clean              down, then delete the data folder
 #
-# SERVER is one of: postgres redis rabbitmq minio, and those scripts/testenv.d
+# SERVER is one of: tls postgres redis rabbitmq minio, and those scripts/testenv.d
 # adds (helm qemu compose kube node). down stops them in reverse order.
 #
 # Everything lives in ${BOOTSTRAP_TESTENV_DIR:-/var/tmp/bootstrap-testenv} (outside
@@ -18,6 +18,11 @@
 # The machine may run its own PostgreSQL (5432), Redis (6379), RabbitMQ (5672)
 # and epmd (4369): this script never touches them. It stops only processes
 # whose PID it recorded, and RabbitMQ gets an epmd of its own on its own port.
+#
+# PostgreSQL, Redis, RabbitMQ and MinIO also speak TLS, with a certificate for
+# localhost and 127.0.0.1 from a CA made once in $DIR/tls (PostgreSQL on its
+# plain-text port, the others on TLS ports of their own), so tests check a real
+# handshake, a wrong CA and a wrong server name.
 #
 # Each server is four functions — <server>_up, <server>_down, <server>_alive,
 # <server>_env — listed in SERVERS; a new server (kube-apiserver, etcd) is four
@@ -33,18 +38,24 @@ PG_HEALTH_PORT=25432
 PG_AUTH_PORT=25433
 REDIS_HEALTH_PORT=26379
 REDIS_AUTH_PORT=26380
+REDIS_HEALTH_TLS_PORT=26479
+REDIS_AUTH_TLS_PORT=26480
 RABBITMQ_PORT=35672
 RABBITMQ_MGMT_PORT=35673
 RABBITMQ_DIST_PORT=35674
 RABBITMQ_EPMD_PORT=35675
+RABBITMQ_TLS_PORT=35676
+RABBITMQ_MGMT_TLS_PORT=35677
 RABBITMQ_NODE=bootstrap-test@localhost
 RABBITMQ_USER=testadmin
 MINIO_PORT=29000
 MINIO_CONSOLE_PORT=29001
+MINIO_TLS_PORT=29100
+MINIO_TLS_CONSOLE_PORT=29101
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN=$CACHE/minio-$MINIO_VERSION/minio
 
-SERVERS="postgres redis rabbitmq minio"
+SERVERS="tls postgres redis rabbitmq minio"
 
 # More servers and tools live in scripts/testenv.d/*.sh: each defines the
 # four functions of its server and appends its name to SERVERS, so adding
@@ -147,6 +158,130 @@ curl_auth() {
 }
 
 # ---------------------------------------------------------------------------
+# TLS: one CA for every server, made once with openssl into $DIR/tls.
+#
+#   ca.pem, ca-key.pem            CA "bootstrap-testenv CA"
+#   server.pem, server-key.pem    DNS:localhost and IP:127.0.0.1, serverAuth
+#   client.pem, client-key.pem    clientAuth, for servers that check client certs
+#   other-ca.pem, other-ca-key.pem  an unrelated CA, for "wrong CA" tests
+#
+# Each server reads a copy of its own (PostgreSQL reads its key only when it
+# owns it and nobody else can read it). A "tls" entry in SERVERS makes them and
+# exports the paths; every server that needs them makes them too, so
+# `up redis` alone works.
+
+TLS_FILES="ca.pem ca-key.pem server.pem server-key.pem client.pem client-key.pem other-ca.pem other-ca-key.pem"
+
+tls_dir() { echo "$DIR/tls"; }
+
+# tls_ok: every file is there and the leaves verify against the CA (not
+# expired). One openssl run: it runs before every server's start.
+tls_ok() {
+  local d f
+  d=$(tls_dir)
+  for f in $TLS_FILES; do [ -s "$d/$f" ] || return 1; done
+  openssl verify -CAfile "$d/ca.pem" "$d/server.pem" "$d/client.pem" >/dev/null 2>&1
+}
+
+# tls_pair NAME: NAME.pem in the current folder matches NAME-key.pem and
+# expires in more than a day.
+tls_pair() {
+  [ -s "$1.pem" ] && [ -s "$1-key.pem" ] &&
+    openssl x509 -noout -checkend 86400 -in "$1.pem" >/dev/null 2>&1 &&
+    [ "$(openssl x509 -noout -pubkey -in "$1.pem" 2>/dev/null)" = "$(openssl pkey -pubout -in "$1-key.pem" 2>/dev/null)" ]
+}
+
+# tls_ca NAME CN: a self-signed CA, NAME.pem and NAME-key.pem, in the current folder.
+tls_ca() {
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1-key.pem" -out "$1.pem" -days 3650 \
+    -subj "/CN=$2" -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1
+}
+
+# tls_leaf NAME CN EXTENSIONS: NAME.pem and NAME-key.pem signed by ca.pem, in
+# the current folder. EXTENSIONS are openssl x509 extension lines.
+tls_leaf() {
+  local rc=0
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n%s\n' "$3" >"$1.ext" &&
+    openssl req -newkey rsa:2048 -nodes -keyout "$1-key.pem" -out "$1.csr" -subj "/CN=$2" >/dev/null 2>&1 &&
+    openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca-key.pem -set_serial "0x$(openssl rand -hex 16)" \
+      -out "$1.pem" -days 3650 -extfile "$1.ext" >/dev/null 2>&1 || rc=1
+  rm -f "$1.csr" "$1.ext"
+  return $rc
+}
+
+# tls_certs: make what is missing in $DIR/tls, keeping a CA that is there (and
+# re-signing the leaves under it), so certificates copied elsewhere stay valid.
+tls_certs() {
+  local d f tmp
+  d=$(tls_dir)
+  tls_ok && return 0
+  command -v openssl >/dev/null || die "tls: openssl is needed"
+  log "tls: making certificates in $d"
+  tmp=$d.tmp
+  rm -rf "$tmp"
+  (
+    umask 077
+    mkdir -p "$d" "$tmp"
+    cd "$tmp" || exit 1
+    for f in ca other-ca; do
+      cp "$d/$f.pem" "$d/$f-key.pem" . 2>/dev/null || true
+      tls_pair "$f" || rm -f "$f.pem" "$f-key.pem"
+    done
+    # errexit does not reach here (this subshell is left of ||): each step says.
+    { [ -s ca.pem ] || tls_ca ca "bootstrap-testenv CA"; } &&
+      { [ -s other-ca.pem ] || tls_ca other-ca "bootstrap-testenv other CA"; } &&
+      tls_leaf server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth" &&
+      tls_leaf client bootstrap-testenv-client "extendedKeyUsage=clientAuth" || exit 1
+    chmod 644 ca.pem other-ca.pem server.pem client.pem
+    chmod 600 ./*-key.pem
+    # The old leaves go first and the CA moves last, beside its key: a run cut
+    # short leaves tls_ok false, and the next one keeps whichever CA is in
+    # place with its key and signs the leaves again.
+    rm -f "$d/server.pem" "$d/client.pem"
+    mv -f other-ca-key.pem other-ca.pem server-key.pem server.pem client-key.pem client.pem "$d/"
+    mv -f ca-key.pem ca.pem "$d/"
+  ) || die "tls: could not make the certificates (openssl failed)"
+  rm -rf "$tmp"
+  chmod 755 "$d"
+  tls_ok || die "tls: the certificates in $d do not verify"
+}
+
+# tls_install FOLDER CERT KEY CA: copies (0600) of the server certificate,
+# its key and the CA, under the names the server wants.
+tls_install() {
+  local dest=$1 d
+  d=$(tls_dir)
+  (umask 077 && mkdir -p "$dest" "$(dirname "$dest/$4")")
+  install -m 600 "$d/server.pem" "$dest/$2"
+  install -m 600 "$d/server-key.pem" "$dest/$3"
+  install -m 600 "$d/ca.pem" "$dest/$4"
+}
+
+# tls_serves PORT [STARTTLS]: a TLS handshake with HOST:PORT succeeds and the
+# certificate verifies against our CA for HOST; a server started before it had
+# TLS, or with an older CA, fails it and is restarted. STARTTLS is an
+# openssl s_client -starttls protocol (postgres).
+tls_serves() {
+  local args=(-connect "$HOST:$1" -CAfile "$(tls_dir)/ca.pem" -verify_return_error -verify_ip "$HOST")
+  if [ -n "${2:-}" ]; then args+=(-starttls "$2"); fi
+  timeout 10 openssl s_client "${args[@]}" </dev/null >/dev/null 2>&1
+}
+
+tls_up() { tls_certs; }
+tls_down() { :; }
+tls_alive() { tls_ok; }
+tls_env() {
+  local d
+  d=$(tls_dir)
+  echo "export BOOTSTRAP_TEST_TLS_CA='$d/ca.pem'"
+  echo "export BOOTSTRAP_TEST_TLS_OTHER_CA='$d/other-ca.pem'"
+  echo "export BOOTSTRAP_TEST_TLS_CLIENT_CERT='$d/client.pem'"
+  echo "export BOOTSTRAP_TEST_TLS_CLIENT_KEY='$d/client-key.pem'"
+}
+
+# ---------------------------------------------------------------------------
 # packages
 
 need_packages() {
@@ -155,6 +290,7 @@ need_packages() {
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
   [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
   command -v curl >/dev/null || missing+=(curl)
+  command -v openssl >/dev/null || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] && return 0
   is_root || die "missing packages: ${missing[*]} (install them as root: apt-get install -y ${missing[*]})"
   log "installing ${missing[*]}"
@@ -189,14 +325,58 @@ pg_instance_alive() {
   as_pg "$(pg_bin)/pg_ctl" -D "$d/data" status >/dev/null 2>&1
 }
 
+# pg_psql INSTANCE: psql as postgres on the instance's socket, SQL on stdin
+# (so nothing is on a command line). PGPASSWORD reaches psql alone.
+pg_psql() {
+  PGPASSWORD=$(secret pg-password) "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 \
+    -h "$DIR/pg-$1/sock" -p "$(pg_port "$1")" -U postgres -d postgres >/dev/null
+}
+
+# pg_cleartext_hba INSTANCE: the pg_hba.conf line that asks role
+# bootstrap_cleartext for a cleartext password, above initdb's host lines, so
+# tests can check clients refuse to send one. Status 0 when it added the line.
+pg_cleartext_hba() {
+  local f=$DIR/pg-$1/data/pg_hba.conf tmp
+  grep -q '^hostssl[[:space:]].*bootstrap_cleartext' "$f" && return 1
+  tmp=$(mktemp)
+  awk '!done && /^host/ { print "hostssl all bootstrap_cleartext 127.0.0.1/32 password"; done = 1 } { print }' "$f" >"$tmp"
+  # Rewritten in place: the file keeps its owner and mode.
+  cat "$tmp" >"$f"
+  rm -f "$tmp"
+}
+
+# pg_cleartext_role INSTANCE: role bootstrap_cleartext, whose password is the
+# superuser's. Its SCRAM verifier is copied inside the server, so no password
+# reaches the SQL text, which log_statement=all writes to server.log.
+pg_cleartext_role() {
+  pg_psql "$1" <<'EOF'
+DO $$
+DECLARE v text := (SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres');
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bootstrap_cleartext') THEN
+    EXECUTE format('CREATE ROLE bootstrap_cleartext LOGIN PASSWORD %L', v);
+  END IF;
+END $$;
+EOF
+}
+
 pg_instance_up() {
   local inst=$1 port d bin pw
   port=$(pg_port "$inst")
   d=$DIR/pg-$inst
   bin=$(pg_bin)
+  tls_certs
   if pg_instance_alive "$inst"; then
-    log "postgres $inst: running on $HOST:$port"
-    return 0
+    if tls_serves "$port" postgres; then
+      if pg_cleartext_hba "$inst"; then
+        as_pg "$bin/pg_ctl" -D "$d/data" reload >/dev/null
+      fi
+      pg_cleartext_role "$inst" || die "postgres $inst: could not create role bootstrap_cleartext"
+      log "postgres $inst: running on $HOST:$port (TLS on the same port)"
+      return 0
+    fi
+    log "postgres $inst: running without TLS (or with an older CA); restarting"
+    pg_instance_down "$inst"
   fi
   need_free_port "postgres $inst" "$port"
   pw=$(secret pg-password)
@@ -215,18 +395,24 @@ pg_instance_up() {
     fi
     rm -f "$d/pwfile"
   fi
+  pg_cleartext_hba "$inst" || true
+  # PostgreSQL reads a key only when it owns it and nobody else can read it.
+  tls_install "$d/tls" server.pem server-key.pem ca.pem
   is_root && chown -R postgres: "$d"
-  log "postgres $inst: starting on $HOST:$port"
+  log "postgres $inst: starting on $HOST:$port (TLS on the same port)"
   # log_statement=all puts every statement in server.log, so tests can scan it
-  # for passwords that leaked into SQL text.
+  # for passwords that leaked into SQL text. ssl=on leaves plain text allowed:
+  # initdb's "host" lines accept both.
   if ! as_pg "$bin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t "$TIMEOUT" \
-    -o "-p $port -c listen_addresses=$HOST -k $d/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c log_statement=all -c log_line_prefix='%m [%p] %q%u@%d '" \
+    -o "-p $port -c listen_addresses=$HOST -k $d/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c log_statement=all -c log_line_prefix='%m [%p] %q%u@%d ' -c ssl=on -c ssl_cert_file=$d/tls/server.pem -c ssl_key_file=$d/tls/server-key.pem -c ssl_ca_file=$d/tls/ca.pem" \
     start >"$d/pg_ctl.log" 2>&1 9>&-; then
     tail -n 20 "$d/server.log" >&2 2>/dev/null || true
     die "postgres $inst: did not start within ${TIMEOUT}s (log: $d/server.log)"
   fi
   wait_for "postgres $inst" "$d/server.log" "$bin/pg_isready" -q -h "$HOST" -p "$port" ||
     die "postgres $inst: not accepting connections on $HOST:$port"
+  tls_serves "$port" postgres || die "postgres $inst: no TLS on $HOST:$port (log: $d/server.log)"
+  pg_cleartext_role "$inst" || die "postgres $inst: could not create role bootstrap_cleartext"
 }
 
 pg_instance_down() {
@@ -249,28 +435,43 @@ postgres_env() {
 }
 
 # ---------------------------------------------------------------------------
-# Redis: instances "health" and "auth", both with requirepass.
+# Redis: instances "health" and "auth", both with requirepass, each with a
+# TLS port beside the plain one (client certificates optional).
 
 redis_port() { case $1 in health) echo $REDIS_HEALTH_PORT ;; auth) echo $REDIS_AUTH_PORT ;; esac; }
+redis_tls_port() { case $1 in health) echo $REDIS_HEALTH_TLS_PORT ;; auth) echo $REDIS_AUTH_TLS_PORT ;; esac; }
 
 redis_ping() { REDISCLI_AUTH=$(secret redis-password) redis-cli -h "$HOST" -p "$1" ping 2>/dev/null | grep -q PONG; }
 
 redis_instance_alive() { pid_alive "$DIR/redis-$1/redis.pid" redis-server; }
 
 redis_instance_up() {
-  local inst=$1 port d
+  local inst=$1 port tport d
   port=$(redis_port "$inst")
+  tport=$(redis_tls_port "$inst")
   d=$DIR/redis-$inst
+  tls_certs
   if redis_instance_alive "$inst"; then
-    log "redis $inst: running on $HOST:$port"
-    return 0
+    if tls_serves "$tport"; then
+      log "redis $inst: running on $HOST:$port (TLS $tport)"
+      return 0
+    fi
+    log "redis $inst: running without TLS on $tport (or with an older CA); restarting"
+    redis_instance_down "$inst"
   fi
   rm -f "$d/redis.pid"
   need_free_port "redis $inst" "$port"
+  need_free_port "redis $inst TLS" "$tport"
   mkdir -p "$d"
+  tls_install "$d/tls" server.pem server-key.pem ca.pem
   # The password goes in a 0600 config file, not on the command line.
   (umask 077 && cat >"$d/redis.conf" <<EOF
 port $port
+tls-port $tport
+tls-cert-file $d/tls/server.pem
+tls-key-file $d/tls/server-key.pem
+tls-ca-cert-file $d/tls/ca.pem
+tls-auth-clients optional
 bind $HOST
 protected-mode yes
 requirepass $(secret redis-password)
@@ -282,11 +483,12 @@ pidfile $d/redis.pid
 logfile $d/redis.log
 EOF
   )
-  log "redis $inst: starting on $HOST:$port"
+  log "redis $inst: starting on $HOST:$port (TLS $tport)"
   redis-server "$d/redis.conf" </dev/null >>"$d/redis.log" 2>&1 9>&- ||
     die "redis $inst: redis-server failed (log: $d/redis.log)"
   wait_for "redis $inst" "$d/redis.log" redis_ping "$port" ||
     die "redis $inst: no PONG on $HOST:$port"
+  tls_serves "$tport" || die "redis $inst: no TLS on $HOST:$tport (log: $d/redis.log)"
 }
 
 redis_instance_down() {
@@ -300,13 +502,16 @@ redis_alive() { redis_instance_alive health && redis_instance_alive auth; }
 redis_env() {
   echo "export BOOTSTRAP_TEST_REDIS_HEALTH='$HOST:$REDIS_HEALTH_PORT'"
   echo "export BOOTSTRAP_TEST_REDIS_AUTH='$HOST:$REDIS_AUTH_PORT'"
+  echo "export BOOTSTRAP_TEST_REDIS_HEALTH_TLS='$HOST:$REDIS_HEALTH_TLS_PORT'"
+  echo "export BOOTSTRAP_TEST_REDIS_AUTH_TLS='$HOST:$REDIS_AUTH_TLS_PORT'"
   echo "export BOOTSTRAP_TEST_REDIS_PASSWORD='$(secret redis-password)'"
 }
 
 # ---------------------------------------------------------------------------
 # RabbitMQ with the management plugin, node bootstrap-test@localhost, and an
 # epmd of its own on RABBITMQ_EPMD_PORT (the system's epmd on 4369 serves the
-# system's broker; we never touch it).
+# system's broker; we never touch it). AMQPS and HTTPS management listen
+# beside the plain listeners; clients need no certificate.
 
 rabbit_dir() { echo "$DIR/rabbitmq"; }
 
@@ -338,14 +543,22 @@ rabbitmq_ready() {
     "http://$HOST:$RABBITMQ_MGMT_PORT/api/overview")" = 200 ]
 }
 
+# rabbitmq_tls: both TLS listeners serve our CA's certificate.
+rabbitmq_tls() { tls_serves "$RABBITMQ_TLS_PORT" && tls_serves "$RABBITMQ_MGMT_TLS_PORT"; }
+
 rabbitmq_alive() { pid_alive "$(rabbit_dir)/beam.pid" beam; }
 
 rabbitmq_up() {
   local d pw
   d=$(rabbit_dir)
+  tls_certs
   if rabbitmq_alive; then
-    log "rabbitmq: running on $HOST:$RABBITMQ_PORT (management $RABBITMQ_MGMT_PORT)"
-    return 0
+    if rabbitmq_tls; then
+      log "rabbitmq: running on $HOST:$RABBITMQ_PORT (management $RABBITMQ_MGMT_PORT, TLS $RABBITMQ_TLS_PORT and $RABBITMQ_MGMT_TLS_PORT)"
+      return 0
+    fi
+    log "rabbitmq: running without TLS (or with an older CA); restarting"
+    rabbitmq_down
   fi
   # A half-dead earlier start (wrapper or epmd left behind) is cleared first.
   stop_pid "$d/wrapper.pid" rabbitmq-server 10
@@ -353,18 +566,32 @@ rabbitmq_up() {
   rm -f "$d/beam.pid"
   need_free_port rabbitmq "$RABBITMQ_PORT"
   need_free_port "rabbitmq management" "$RABBITMQ_MGMT_PORT"
+  need_free_port "rabbitmq TLS" "$RABBITMQ_TLS_PORT"
+  need_free_port "rabbitmq management TLS" "$RABBITMQ_MGMT_TLS_PORT"
   need_free_port "rabbitmq distribution" "$RABBITMQ_DIST_PORT"
   need_free_port "rabbitmq epmd" "$RABBITMQ_EPMD_PORT"
   pw=$(secret rabbitmq-password)
   mkdir -p "$d/home" "$d/mnesia" "$d/log"
   : >"$d/rabbitmq-env.conf"
   echo '[rabbitmq_management].' >"$d/enabled_plugins"
+  tls_install "$d/tls" server.pem server-key.pem ca.pem
   # default_user is created on the first boot only; the password file is
   # kept, so later boots find the same user and password.
   (umask 077 && cat >"$d/rabbitmq.conf" <<EOF
 listeners.tcp.default = $HOST:$RABBITMQ_PORT
 management.tcp.ip = $HOST
 management.tcp.port = $RABBITMQ_MGMT_PORT
+listeners.ssl.default = $HOST:$RABBITMQ_TLS_PORT
+ssl_options.cacertfile = $d/tls/ca.pem
+ssl_options.certfile = $d/tls/server.pem
+ssl_options.keyfile = $d/tls/server-key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+management.ssl.ip = $HOST
+management.ssl.port = $RABBITMQ_MGMT_TLS_PORT
+management.ssl.cacertfile = $d/tls/ca.pem
+management.ssl.certfile = $d/tls/server.pem
+management.ssl.keyfile = $d/tls/server-key.pem
 default_user = $RABBITMQ_USER
 default_pass = $pw
 default_user_tags.administrator = true
@@ -376,7 +603,7 @@ log.console = false
 log.file.level = info
 EOF
   )
-  log "rabbitmq: starting on $HOST:$RABBITMQ_PORT (management $RABBITMQ_MGMT_PORT, epmd $RABBITMQ_EPMD_PORT)"
+  log "rabbitmq: starting on $HOST:$RABBITMQ_PORT (management $RABBITMQ_MGMT_PORT, TLS $RABBITMQ_TLS_PORT and $RABBITMQ_MGMT_TLS_PORT, epmd $RABBITMQ_EPMD_PORT)"
   (
     rabbit_export
     # Our own epmd, started by us so its PID is known and down can stop it;
@@ -389,6 +616,9 @@ EOF
   ) || exit 1
   wait_for rabbitmq "$d/log/console.log" rabbitmq_ready ||
     die "rabbitmq: management API not ready on $HOST:$RABBITMQ_MGMT_PORT (logs: $d/log)"
+  # The AMQP listeners open after the management plugin's.
+  wait_for "rabbitmq TLS" "$d/log/console.log" rabbitmq_tls ||
+    die "rabbitmq: no TLS on $HOST:$RABBITMQ_TLS_PORT or $HOST:$RABBITMQ_MGMT_TLS_PORT (logs: $d/log)"
 }
 
 rabbitmq_down() {
@@ -403,6 +633,8 @@ rabbitmq_down() {
 rabbitmq_env() {
   echo "export BOOTSTRAP_TEST_RABBITMQ='$HOST:$RABBITMQ_PORT'"
   echo "export BOOTSTRAP_TEST_RABBITMQ_MGMT='$HOST:$RABBITMQ_MGMT_PORT'"
+  echo "export BOOTSTRAP_TEST_RABBITMQ_TLS='$HOST:$RABBITMQ_TLS_PORT'"
+  echo "export BOOTSTRAP_TEST_RABBITMQ_MGMT_TLS='$HOST:$RABBITMQ_MGMT_TLS_PORT'"
   echo "export BOOTSTRAP_TEST_RABBITMQ_USER='$RABBITMQ_USER'"
   echo "export BOOTSTRAP_TEST_RABBITMQ_PASSWORD='$(secret rabbitmq-password)'"
 }
@@ -426,41 +658,80 @@ minio_build() {
   rm -rf "$tmp"
 }
 
-minio_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$HOST:$MINIO_PORT/minio/health/ready")" = 200 ]; }
+# MinIO serves HTTPS on its whole port once its certs folder holds
+# public.crt and private.key, so TLS is a second instance: "minio" (plain
+# HTTP, empty certs folder) and "minio-tls" (HTTPS, CAs/ trusts our CA), with
+# the same credentials.
 
-minio_alive() { pid_alive "$DIR/minio/minio.pid" minio; }
+minio_port() { case $1 in minio) echo $MINIO_PORT ;; minio-tls) echo $MINIO_TLS_PORT ;; esac; }
+minio_console_port() { case $1 in minio) echo $MINIO_CONSOLE_PORT ;; minio-tls) echo $MINIO_TLS_CONSOLE_PORT ;; esac; }
 
-minio_up() {
-  local d=$DIR/minio
-  if minio_alive; then
-    log "minio: running on $HOST:$MINIO_PORT"
-    return 0
+minio_ready() {
+  local url=http://$HOST:$MINIO_PORT tls=()
+  if [ "$1" = minio-tls ]; then url=https://$HOST:$MINIO_TLS_PORT tls=(--cacert "$(tls_dir)/ca.pem"); fi
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${tls[@]}" "$url/minio/health/ready")" = 200 ]
+}
+
+minio_instance_alive() { pid_alive "$DIR/$1/minio.pid" minio; }
+
+# minio_instance_start INSTANCE: start it unless it runs (and, for minio-tls,
+# serves our CA's certificate); the caller waits for it.
+minio_instance_start() {
+  local inst=$1 d=$DIR/$1 port cport
+  port=$(minio_port "$inst")
+  cport=$(minio_console_port "$inst")
+  if minio_instance_alive "$inst"; then
+    if [ "$inst" = minio ] || tls_serves "$port"; then
+      log "$inst: running on $HOST:$port"
+      return 0
+    fi
+    log "$inst: running with an older CA; restarting"
+    minio_instance_down "$inst"
   fi
   rm -f "$d/minio.pid"
-  need_free_port minio "$MINIO_PORT"
-  need_free_port "minio console" "$MINIO_CONSOLE_PORT"
+  need_free_port "$inst" "$port"
+  need_free_port "$inst console" "$cport"
   minio_build
   mkdir -p "$d/data" "$d/certs"
-  log "minio: starting on $HOST:$MINIO_PORT (console $MINIO_CONSOLE_PORT)"
+  if [ "$inst" = minio-tls ]; then
+    tls_install "$d/certs" public.crt private.key CAs/ca.pem
+  fi
+  log "$inst: starting on $HOST:$port (console $cport)"
   (
     # Credentials through the environment, never the command line.
-    export MINIO_ROOT_USER=$(secret minio-user) MINIO_ROOT_PASSWORD=$(secret minio-password)
-    export MINIO_UPDATE=off MINIO_BROWSER=on
+    MINIO_ROOT_USER=$(secret minio-user)
+    MINIO_ROOT_PASSWORD=$(secret minio-password)
+    export MINIO_ROOT_USER MINIO_ROOT_PASSWORD MINIO_UPDATE=off MINIO_BROWSER=on
     start_bg "$d/minio.pid" "$d/minio.log" "$MINIO_BIN" server "$d/data" \
-      --address "$HOST:$MINIO_PORT" --console-address "$HOST:$MINIO_CONSOLE_PORT" \
+      --address "$HOST:$port" --console-address "$HOST:$cport" \
       --certs-dir "$d/certs" --quiet
   )
-  wait_for minio "$d/minio.log" minio_ready ||
-    die "minio: /minio/health/ready not 200 on $HOST:$MINIO_PORT (log: $d/minio.log)"
 }
 
-minio_down() {
-  if minio_alive; then log "minio: stopping"; fi
-  stop_pid "$DIR/minio/minio.pid" minio 30
+minio_instance_down() {
+  if minio_instance_alive "$1"; then log "$1: stopping"; fi
+  stop_pid "$DIR/$1/minio.pid" minio 30
 }
+
+minio_alive() { minio_instance_alive minio && minio_instance_alive minio-tls; }
+
+# Both start before either is waited for: MinIO takes a second or two.
+minio_up() {
+  local inst
+  tls_certs
+  minio_instance_start minio
+  minio_instance_start minio-tls
+  for inst in minio minio-tls; do
+    wait_for "$inst" "$DIR/$inst/minio.log" minio_ready "$inst" ||
+      die "$inst: /minio/health/ready not 200 on $HOST:$(minio_port "$inst") (log: $DIR/$inst/minio.log)"
+  done
+}
+
+minio_down() { minio_instance_down minio-tls; minio_instance_down minio; }
 
 minio_env() {
   echo "export BOOTSTRAP_TEST_MINIO='$HOST:$MINIO_PORT'"
+  echo "export BOOTSTRAP_TEST_MINIO_TLS='$HOST:$MINIO_TLS_PORT'"
   echo "export BOOTSTRAP_TEST_MINIO_USER='$(secret minio-user)'"
   echo "export BOOTSTRAP_TEST_MINIO_PASSWORD='$(secret minio-password)'"
 }

@@ -141,11 +141,28 @@ func (t *Target) dial(ctx context.Context, database, user string, password crede
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", cerr, err)
 	}
+	if config.IsCertificateError(err) {
+		return nil, reconcile.Permanent(fmt.Errorf("connect %s at %s as %s to database %s: server certificate not trusted, nothing sent: %w", t.name, t.addr(), user, database, err))
+	}
+	if authRefused(err) {
+		// pgx refused before sending anything: the server (or whoever
+		// answered) asked for the password in clear, as md5, or for SCRAM
+		// without binding it to this TLS channel.
+		return nil, reconcile.Permanent(fmt.Errorf("connect %s at %s as %s to database %s: the server asked for the password in a way that could give it away; with TLS on, bootstrap sends it only in SCRAM bound to the TLS channel, and sent nothing (check pg_hba.conf: scram-sha-256 for this user, and password_encryption): %w",
+			t.name, t.addr(), user, database, err))
+	}
 	err = fmt.Errorf("connect %s at %s as %s to database %s: %w", t.name, t.addr(), user, database, err)
 	if permanentConnectError(err) {
 		return nil, reconcile.Permanent(err)
 	}
 	return nil, err
+}
+
+// authRefused reports pgx's refusal of the server's authentication request
+// under RequireAuth and ChannelBinding; pgx says so only in words.
+func authRefused(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "channel binding check failed") || strings.Contains(msg, "require_auth check failed")
 }
 
 // permanentConnectError reports failures that waiting cannot fix.
