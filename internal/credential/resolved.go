@@ -15,3 +15,19 @@ func (r Resolved) Get(name string) (Credential, error) {
 	}
 	return c, nil
 }
+
+// PreviousKey is the key under which a run keeps the previous value of a
+// secret (the file source's NAME.previous, OCI Vault's PREVIOUS version):
+// '#' is never part of a secret name, so it cannot clash with one.
+func PreviousKey(name string) string { return name + "#previous" }
+
+// Previous returns the previous value of the named secret when the source
+// keeps one and it differs from the current value: the credential a server
+// may still hold after the source was rotated.
+func (r Resolved) Previous(name string) (Credential, bool) {
+	p, ok := r[PreviousKey(name)]
+	if !ok || p.IsZero() || p.Reveal() == r[name].Reveal() {
+		return Credential{}, false
+	}
+	return p, true
+}

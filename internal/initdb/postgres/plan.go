@@ -43,7 +43,9 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 		return nil, fmt.Errorf("plan %s: %w", t.name, err)
 	}
 
-	var changes []reconcile.Change
+	// The admin's new password first: every later change may open a
+	// session, which should log in with it.
+	changes := t.planAdminPassword()
 	changes = append(changes, t.planRoles(st, pwPlans)...)
 	changes = append(changes, t.planMemberships(st)...)
 	changes = append(changes, t.planDatabases(st, owners)...)

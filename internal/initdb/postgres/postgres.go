@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,11 +45,14 @@ type Target struct {
 
 	// mu guards the connections below; pgx connections are not safe for
 	// concurrent use, so every Apply holds it for its duration.
-	mu        sync.Mutex
-	admin     *pgx.Conn
-	lockConn  *pgx.Conn
-	dbConns   map[string]*pgx.Conn
-	migrators map[string]*migrator
+	mu    sync.Mutex
+	admin *pgx.Conn
+	// adminStale: the server takes only the previous admin password
+	// (admin.go); set by Connect, cleared once the new one is set.
+	adminStale atomic.Bool
+	lockConn   *pgx.Conn
+	dbConns    map[string]*pgx.Conn
+	migrators  map[string]*migrator
 }
 
 var (
@@ -100,11 +104,7 @@ func (t *Target) Connect(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("connect %s: %w", t.name, err)
 	}
-	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
-	if err != nil {
-		return reconcile.Permanent(fmt.Errorf("connect %s as %s: admin password: %w", t.name, t.cfg.Admin.User, err))
-	}
-	conn, err := t.dial(ctx, t.cfg.Admin.Database, t.cfg.Admin.User, pw)
+	conn, err := t.dialAdmin(ctx, t.cfg.Admin.Database)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (t *Target) Lock(ctx context.Context) error {
 	if held {
 		return nil
 	}
-	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	pw, err := t.adminPassword()
 	if err != nil {
 		return fmt.Errorf("lock %s: admin password: %w", t.name, err)
 	}
@@ -323,7 +323,7 @@ func (t *Target) adminConnLocked(ctx context.Context) (*pgx.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	pw, err := t.adminPassword()
 	if err != nil {
 		return nil, fmt.Errorf("admin password: %w", err)
 	}
@@ -348,7 +348,7 @@ func (t *Target) dbConnLocked(ctx context.Context, db string) (*pgx.Conn, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	pw, err := t.adminPassword()
 	if err != nil {
 		return nil, fmt.Errorf("admin password: %w", err)
 	}
@@ -366,7 +366,7 @@ func (t *Target) migratorLocked(db, owner, dir string) (*migrator, error) {
 	if m := t.migrators[db]; m != nil {
 		return m, nil
 	}
-	pw, err := t.creds.Get(t.cfg.Admin.Password.Secret)
+	pw, err := t.adminPassword()
 	if err != nil {
 		return nil, fmt.Errorf("admin password: %w", err)
 	}
