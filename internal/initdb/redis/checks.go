@@ -51,11 +51,11 @@ func (t *Target) checks(ctx context.Context) ([]reconcile.Change, error) {
 	if t.pw.IsZero() {
 		auth = "no password configured (server must allow unauthenticated clients)"
 	}
-	out := []reconcile.Change{
+	out := append(t.planPassword(),
 		t.check("auth", auth, t.probeAuth),
 		t.check("ping", "PING", t.probePing),
 		t.check("roundtrip", fmt.Sprintf("SET/GET/DEL of %s* with a %s TTL in db %d", KeyPrefix, KeyTTL, t.cfg.DB), t.probeRoundtrip),
-	}
+	)
 	if want := t.cfg.Expect.Role; want != "" {
 		got, why, err := t.readRole(ctx)
 		if err != nil {

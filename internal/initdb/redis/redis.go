@@ -36,6 +36,8 @@ type Target struct {
 	// password reaches go-redis only through its credentials callback.
 	opts *goredis.Options
 	pw   credential.Credential
+	// stale: the server takes only the previous password (admin.go).
+	stale bool
 }
 
 var (
@@ -92,6 +94,9 @@ func (t *Target) Connect(ctx context.Context) error {
 		t.client = goredis.NewClient(opts)
 	}
 	if err := t.client.Ping(ctx).Err(); err != nil {
+		if t.tryPrevious(ctx, err) {
+			return nil
+		}
 		return t.connectError(ctx, err)
 	}
 	return nil
