@@ -50,6 +50,8 @@ type Target struct {
 	// tls is the client config of both AMQPS and the management API; nil
 	// for plain connections.
 	tls *tls.Config
+	// stale: the broker takes only the previous admin password (admin.go).
+	stale bool
 
 	mu    sync.Mutex
 	conns map[string]*amqp091.Connection // admin AMQP connections by vhost
@@ -93,7 +95,7 @@ func (t *Target) WaitingFor() string {
 // user, and that AMQP accepts the same user. Bad credentials are
 // Permanent; a server that is not up yet is not.
 func (t *Target) Connect(ctx context.Context) error {
-	pass, err := t.creds.Get(t.cfg.Password.Secret)
+	pass, err := t.adminPass()
 	if err != nil {
 		return reconcile.Permanent(fmt.Errorf("%s: admin password: %w", t.name, err))
 	}
@@ -133,6 +135,10 @@ func (t *Target) Connect(ctx context.Context) error {
 		if config.IsCertificateError(err) {
 			// The handshake failed, so the Authorization header was never sent.
 			return reconcile.Permanent(fmt.Errorf("%s: management API at %s: server certificate not trusted, nothing sent: %w", t.name, t.mgmtAddr(), err))
+		}
+		if isStatus(err, 401) && !t.stale && t.tryPrevious(ctx) {
+			// Once more, as the previous password (admin.go).
+			return t.Connect(ctx)
 		}
 		if isStatus(err, 401) {
 			return reconcile.Permanent(fmt.Errorf("%s: management API at %s rejected user %q (401 Unauthorized): check the password in secret %q",
@@ -203,7 +209,7 @@ func (t *Target) adminConn(ctx context.Context, vhost string) (*amqp091.Connecti
 	if c != nil && !c.IsClosed() {
 		return c, nil
 	}
-	pass, err := t.creds.Get(t.cfg.Password.Secret)
+	pass, err := t.adminPass()
 	if err != nil {
 		return nil, err
 	}

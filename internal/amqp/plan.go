@@ -16,7 +16,8 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []reconcile.Change
+	// The admin's new password first: every later request uses it.
+	out := t.planAdminPassword()
 	for _, v := range t.cfg.VHosts {
 		out = append(out, t.planVHost(s, v))
 	}
