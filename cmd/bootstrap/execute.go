@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
@@ -17,7 +19,8 @@ import (
 
 // execute runs the phases: credentials first (everything needs them),
 // then the Kubernetes Secrets (--phase secrets|all) and the services
-// (--phase services|all) in parallel.
+// (--phase services|all) in parallel — or, while an admin credential may be
+// in rotation, the services first (rotation.go).
 func execute(ctx context.Context, cfg *config.Config, o options, include func(string) bool, log *slog.Logger, stderr io.Writer) *reconcile.Report {
 	report := &reconcile.Report{Command: o.command, Changes: []reconcile.Result{}}
 	opts := reconcile.Options{
@@ -45,14 +48,37 @@ func execute(ctx context.Context, cfg *config.Config, o options, include func(st
 		log.Error("credentials are not all available; Kubernetes Secrets and services were not touched")
 		return report
 	}
-	// Kubernetes Secrets and the services need only the credentials, not
-	// each other: they run side by side.
-	var targets []reconcile.Target
-	if o.phase != "services" && cfg.Secrets.Output.Type != "none" {
-		targets = append(targets, sink.New(cfg.Secrets, creds.Resolved(), cfg.Defaults.WaitTimeout.Duration, log.With("target", "secret/"+cfg.Secrets.Output.Namespace)))
+	resolved := creds.Resolved()
+	admins := cfg.AdminSecrets(include)
+	rotating, err := secrets.AddPrevious(ctx, src, resolved, slices.Sorted(maps.Keys(admins)))
+	if err != nil {
+		report.Add(reconcile.Result{Resource: "vault", Action: reconcile.Check, Status: reconcile.Failed, Error: err.Error()})
+		return report
 	}
+	delivers := o.phase != "services" && cfg.Secrets.Output.Type != "none"
+	newSink := func(s config.Secrets) reconcile.Target {
+		return sink.New(s, resolved, cfg.Defaults.WaitTimeout.Duration, log.With("target", "secret/"+cfg.Secrets.Output.Namespace))
+	}
+	var services []reconcile.Target
 	if o.phase != "secrets" {
-		targets = append(targets, buildTargets(cfg, include, creds.Resolved(), log)...)
+		services = buildTargets(cfg, include, resolved, log)
+	}
+	if delivers && len(services) > 0 && len(rotating) > 0 {
+		// An admin credential may be in rotation: the services take it
+		// first, then its Secret is delivered (rotation.go).
+		report.Add(reconcile.Run(ctx, services, opts)...)
+		keep, skipped := withhold(cfg.Secrets, report, admins, rotating)
+		report.Add(skipped...)
+		s := cfg.Secrets
+		s.KubernetesSecrets = keep
+		report.Add(reconcile.Run(ctx, []reconcile.Target{newSink(s)}, opts)...)
+		return report
+	}
+	// Otherwise the Kubernetes Secrets and the services need only the
+	// credentials, not each other: they run side by side.
+	targets := services
+	if delivers {
+		targets = append([]reconcile.Target{newSink(cfg.Secrets)}, services...)
 	}
 	report.Add(reconcile.Run(ctx, targets, opts)...)
 	return report

@@ -90,3 +90,35 @@ func (c *Config) Targets() []string {
 	}
 	return out
 }
+
+// AdminSecrets maps each secret a selected target logs in with as its
+// administrator (the PostgreSQL superuser, the Redis password, the
+// RabbitMQ admin, the MinIO root keys) to that target. Their previous
+// values matter: a data service keeps its first admin credential, so a
+// rotated one must be set on the server before it is delivered.
+func (c *Config) AdminSecrets(include func(target string) bool) map[string]string {
+	out := map[string]string{}
+	add := func(target string, refs ...*SecretRef) {
+		if !include(target) {
+			return
+		}
+		for _, r := range refs {
+			if r != nil && r.Secret != "" {
+				out[r.Secret] = target
+			}
+		}
+	}
+	for _, p := range c.Postgres {
+		add(p.Target(), &p.Admin.Password)
+	}
+	for _, r := range c.Redis {
+		add(r.Target(), r.Password)
+	}
+	for _, m := range c.MinIO {
+		add(m.Target(), &m.AccessKey, &m.SecretKey)
+	}
+	for _, r := range c.RabbitMQ {
+		add(r.Target(), &r.Password)
+	}
+	return out
+}
