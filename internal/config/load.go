@@ -231,6 +231,46 @@ var (
 	tlsType          = reflect.TypeOf(TLS{})
 )
 
+// checkLeaf checks the types that decode themselves (credential references,
+// policies, durations, tls); it reports whether t was one of them and the
+// walk stops here. A tls mapping is walked as the struct it decodes into.
+func checkLeaf(n *yaml.Node, t reflect.Type, path string, at func(string) string, ps *Problems) bool {
+	switch t {
+	case secretRefType:
+		if n.Kind == yaml.ScalarNode {
+			return true // inline credential: validation reports it, without the value
+		}
+		if n.Kind != yaml.MappingNode {
+			ps.add(at(path), "want {secret: NAME}, got %s (line %d)", kindName(n), n.Line)
+			return true
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; k != "secret" {
+				ps.add(path+"."+k, "unknown field (line %d); a credential reference is {secret: NAME}", n.Content[i].Line)
+			} else if v := n.Content[i+1]; v.Kind != yaml.ScalarNode {
+				ps.add(path+".secret", "want a secret name, got %s (line %d)", kindName(v), v.Line)
+			}
+		}
+		return true
+	case bucketPolicyType:
+		return true // any shape; BucketPolicy.UnmarshalYAML sorts it out
+	case tlsType:
+		if n.Kind == yaml.ScalarNode {
+			if n.ShortTag() != "!!bool" {
+				ps.add(at(path), "want true, false or a mapping {caFile, serverName, certFile, keyFile, insecureSkipVerify}, got %s (line %d)", kindName(n), n.Line)
+			}
+			return true
+		}
+		// A mapping is walked as the struct it decodes into.
+	case durationType:
+		if n.Kind != yaml.ScalarNode {
+			ps.add(at(path), "want a duration such as 90s or 5m, got %s (line %d)", kindName(n), n.Line)
+		}
+		return true
+	}
+	return false
+}
+
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -264,37 +304,7 @@ func check(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	switch t {
-	case secretRefType:
-		if n.Kind == yaml.ScalarNode {
-			return // inline credential: validation reports it, without the value
-		}
-		if n.Kind != yaml.MappingNode {
-			ps.add(at(path), "want {secret: NAME}, got %s (line %d)", kindName(n), n.Line)
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i].Value; k != "secret" {
-				ps.add(path+"."+k, "unknown field (line %d); a credential reference is {secret: NAME}", n.Content[i].Line)
-			} else if v := n.Content[i+1]; v.Kind != yaml.ScalarNode {
-				ps.add(path+".secret", "want a secret name, got %s (line %d)", kindName(v), v.Line)
-			}
-		}
-		return
-	case bucketPolicyType:
-		return // any shape; BucketPolicy.UnmarshalYAML sorts it out
-	case tlsType:
-		if n.Kind == yaml.ScalarNode {
-			if n.ShortTag() != "!!bool" {
-				ps.add(at(path), "want true, false or a mapping {caFile, serverName, certFile, keyFile, insecureSkipVerify}, got %s (line %d)", kindName(n), n.Line)
-			}
-			return
-		}
-		// A mapping is walked as the struct it decodes into.
-	case durationType:
-		if n.Kind != yaml.ScalarNode {
-			ps.add(at(path), "want a duration such as 90s or 5m, got %s (line %d)", kindName(n), n.Line)
-		}
+	if checkLeaf(n, t, path, at, ps) {
 		return
 	}
 	switch t.Kind() {
