@@ -313,6 +313,38 @@ func (s *Source) Get(ctx context.Context, name string) (credential.Credential, e
 	return credential.New(string(b)), nil
 }
 
+// Previous reads the PREVIOUS version of the secret, which OCI keeps when a
+// new version becomes CURRENT: the admin credential a data service may
+// still take. No previous version (or no secret) is ErrNotFound.
+func (s *Source) Previous(ctx context.Context, name string) (credential.Credential, error) {
+	rc, _, err := s.clients(ctx)
+	if err != nil {
+		return credential.Credential{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.wait+5*time.Second)
+	defer cancel()
+	resp, err := rc.GetSecretBundleByName(ctx, ocisecrets.GetSecretBundleByNameRequest{
+		SecretName: common.String(name),
+		VaultId:    common.String(s.cfg.VaultID),
+		Stage:      ocisecrets.GetSecretBundleByNameStagePrevious,
+	})
+	if err != nil {
+		if se, ok := common.IsServiceError(err); ok && se.GetHTTPStatusCode() == http.StatusNotFound {
+			return credential.Credential{}, fmt.Errorf("previous version of secret %q in %s: %w", name, s, secrets.ErrNotFound)
+		}
+		return credential.Credential{}, s.explain("read previous version of", name, err)
+	}
+	content, ok := resp.SecretBundleContent.(ocisecrets.Base64SecretBundleContentDetails)
+	if !ok || content.Content == nil {
+		return credential.Credential{}, fmt.Errorf("read previous version of secret %q in %s: content is not BASE64", name, s)
+	}
+	b, err := base64.StdEncoding.DecodeString(*content.Content)
+	if err != nil || len(b) == 0 {
+		return credential.Credential{}, fmt.Errorf("previous version of secret %q in %s: not a usable value: %w", name, s, secrets.ErrNotFound)
+	}
+	return credential.New(string(b)), nil
+}
+
 // Create stores a new secret with one version and waits while OCI reports
 // it CREATING. A name that exists already (or is reserved by a deleted
 // secret) is ErrExists; a deleted one says how to restore it.

@@ -61,7 +61,10 @@ type Server struct {
 
 type fakeSecret struct {
 	id, name, value string
-	polls           int
+	// previous is the value of the version before CURRENT ("" if none),
+	// read with stage PREVIOUS.
+	previous string
+	polls    int
 }
 
 // New starts a server that accepts signatures by key with keyId keyID (a
@@ -80,6 +83,15 @@ func (f *Server) Put(name, value string) {
 	defer f.mu.Unlock()
 	s := &fakeSecret{id: "ocid1.vaultsecret.oc1..fake" + fmt.Sprint(len(f.byID)), name: name, value: value, polls: 1 << 30}
 	f.secrets[name], f.byID[s.id] = s, s
+}
+
+// Rotate makes value the CURRENT version of an existing secret and its
+// former value the PREVIOUS one, as a new secret version does in OCI.
+func (f *Server) Rotate(name, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.secrets[name]
+	s.previous, s.value = s.value, value
 }
 
 // Value returns a stored secret's value.
@@ -220,18 +232,24 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/20190301/secretbundles/actions/getByName":
-		if q.Get("vaultId") == "" || q.Get("stage") != "CURRENT" {
-			ociError(w, 400, "InvalidParameter", "vaultId and stage CURRENT expected")
+		stage := q.Get("stage")
+		if q.Get("vaultId") == "" || stage != "CURRENT" && stage != "PREVIOUS" {
+			ociError(w, 400, "InvalidParameter", "vaultId and stage CURRENT or PREVIOUS expected")
 			return
 		}
 		s, ok := f.secrets[q.Get("secretName")]
-		if !ok || s.polls < f.CreatingPolls {
+		// OCI answers 404 for a stage no version holds, as for a missing secret.
+		if !ok || s.polls < f.CreatingPolls || stage == "PREVIOUS" && s.previous == "" {
 			ociError(w, 404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
 			return
 		}
+		value, version, stages := s.value, 2, []string{"CURRENT", "LATEST"}
+		if stage == "PREVIOUS" {
+			value, version, stages = s.previous, 1, []string{"PREVIOUS"}
+		}
 		ociJSON(w, map[string]any{
-			"secretId": s.id, "versionNumber": 1, "stages": []string{"CURRENT", "LATEST"},
-			"secretBundleContent": map[string]string{"contentType": "BASE64", "content": base64.StdEncoding.EncodeToString([]byte(s.value))},
+			"secretId": s.id, "versionNumber": version, "stages": stages,
+			"secretBundleContent": map[string]string{"contentType": "BASE64", "content": base64.StdEncoding.EncodeToString([]byte(value))},
 		})
 	case r.Method == http.MethodPost && r.URL.Path == "/20180608/secrets":
 		var in struct {
