@@ -237,6 +237,9 @@ func (t *Target) connectError(ctx context.Context, err error) error {
 		return fmt.Errorf("%s: list buckets at %s: %w", t.name, t.endpoint, ctx.Err())
 	}
 	resp := minio.ToErrorResponse(err)
+	if _, ok := authCodes[resp.Code]; ok && t.takesPrevious(ctx) {
+		return reconcile.Permanent(t.rootNotRotated())
+	}
 	if hint, ok := authCodes[resp.Code]; ok {
 		// Our own words, not the server's message: some S3 servers echo
 		// the access key id in theirs.
