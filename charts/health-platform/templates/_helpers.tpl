@@ -109,6 +109,8 @@ everything the templates render (as YAML, read back with fromYaml):
   config       bootstrap.yaml as a map
   secrets      the Kubernetes Secret names bootstrap writes
   connection   the ConfigMap data for application charts (no credentials)
+  tls          the CAs of the PostgreSQL servers that speak TLS, one per
+               server (health-platform.postgres.ca), for the bootstrap pods
 Service hosts and ports, Secret names and keys come from the infrastructure
 values only, so they are typed once.
 
@@ -153,6 +155,7 @@ or would be one of the data services' Secrets, or another entry's.
 {{- end -}}
 
 {{- $pgs := list -}}
+{{- $cas := dict -}}
 {{- range $alias, $spec := $b.postgres -}}
 {{- if $spec -}}
 {{- $p := $alias | upper | replace "-" "_" -}}
@@ -174,6 +177,7 @@ or would be one of the data services' Secrets, or another entry's.
 databases (default: its own). On another entry's server, the admin is that
 entry's adminPassword (one server, one superuser; this entry's own is not
 used), and that entry delivers the server's Secret. */ -}}
+{{- $sslmode := $spec.sslmode | default "prefer" -}}
 {{- if $spec.external -}}
 {{- $e := include "health-platform.external" (dict "root" $ "alias" $alias "kind" "postgres" "spec" $spec "required" (list "host" "port")) | fromYaml -}}
 {{- $t := omit $spec "adminPassword" "secretUserRole" "server" "external" "appSecret" -}}
@@ -202,6 +206,11 @@ used), and that entry delivers the server's Secret. */ -}}
 {{- $_ := set $t "host" $host -}}
 {{- $_ := set $t "port" $port -}}
 {{- $_ := set $t "admin" (dict "user" "postgres" "database" "postgres" "password" (dict "secret" $adminPassword)) -}}
+{{- /* The server's TLS (its infrastructure values): sslmode verify-full
+against its CA, mounted from its Secret (health-platform.postgres.ca). */ -}}
+{{- $ca := include "health-platform.postgres.ca" (dict "alias" $server "v" $v) | fromYaml -}}
+{{- $sslmode = include "health-platform.postgres.tls" (dict "t" $t "spec" $spec "entry" $alias "ca" $ca) -}}
+{{- if and $ca $ca.key }}{{ $_ := set $cas $server $ca }}{{ end -}}
 {{- $pgs = append $pgs $t -}}
 {{- if eq $server $alias -}}
 {{- $_ := set $ks $v.auth.existingSecret (merge (get $ks $v.auth.existingSecret | default dict) (dict $v.auth.secretKeys.adminPasswordKey $adminPassword)) -}}
@@ -211,7 +220,7 @@ used), and that entry delivers the server's Secret. */ -}}
 {{- $app := include "health-platform.appSecret" (dict "kind" "postgres" "alias" $alias "spec" $spec "derived" $derived "on" true) | fromYaml -}}
 {{- if $app }}{{ $apps = append $apps $app }}{{ $_ := set $conn (printf "%s_SECRET" $p) $app.name }}{{ end -}}
 {{- end -}}
-{{- $_ := set $conn (printf "%s_SSLMODE" $p) ($spec.sslmode | default "prefer") -}}
+{{- $_ := set $conn (printf "%s_SSLMODE" $p) $sslmode -}}
 {{- $dbs := list -}}
 {{- range $spec.databases }}{{ $dbs = append $dbs .name }}{{ end -}}
 {{- $_ := set $conn (printf "%s_DATABASES" $p) (join "," $dbs) -}}
@@ -367,7 +376,9 @@ service's Secret, never two entries' in one. */ -}}
 {{- if $redis }}{{ $_ := set $config "redis" $redis }}{{ end -}}
 {{- if $minio }}{{ $_ := set $config "minio" $minio }}{{ end -}}
 {{- if $rabbit }}{{ $_ := set $config "rabbitmq" $rabbit }}{{ end -}}
-{{- toYaml (dict "config" $config "secrets" $names "connection" $conn) -}}
+{{- $tls := list -}}
+{{- range $server := keys $cas | sortAlpha }}{{ $tls = append $tls (get $cas $server) }}{{ end -}}
+{{- toYaml (dict "config" $config "secrets" $names "connection" $conn "tls" $tls) -}}
 {{- end -}}
 
 {{/*
@@ -383,11 +394,15 @@ test Pod pass only that. The serve Deployment also passes:
   container       YAML added to the container (ports, probes)
   pod             YAML added to the pod spec (terminationGracePeriodSeconds)
 The uninstall hook passes bare (no config, no migrations: it reads neither,
-and they may be gone) and token (it always talks to the API server).
+and they may be gone) and token (it always talks to the API server). Every
+other pod reads the config and gets the PostgreSQL servers' CAs
+(health-platform.bootstrap.tlsVolumes).
 */}}
 {{- define "health-platform.bootstrap.pod" -}}
 {{- $root := .root -}}
 {{- $b := $root.Values.bootstrap -}}
+{{- $cas := list -}}
+{{- if not .bare }}{{ $cas = (include "health-platform.model" $root | fromYaml).tls }}{{ end -}}
 serviceAccountName: {{ .serviceAccount | default (include "health-platform.bootstrap.name" $root) }}
 # The API token only when bootstrap talks to the API server: Secrets go to
 # the cluster, or the sealing certificate comes from the controller.
@@ -463,6 +478,9 @@ containers:
         mountPath: /etc/bootstrap/migrations
         readOnly: true
       {{- end }}
+      {{- with $cas }}
+      {{- include "health-platform.bootstrap.tlsMounts" (dict "cas" .) | trim | nindent 6 }}
+      {{- end }}
       {{- end }}
       - name: tmp
         mountPath: /tmp
@@ -485,6 +503,9 @@ volumes:
         - key: {{ $key }}
           path: {{ (get $m $key).path }}
         {{- end }}
+  {{- end }}
+  {{- with $cas }}
+  {{- include "health-platform.bootstrap.tlsVolumes" (dict "cas" .) | trim | nindent 2 }}
   {{- end }}
   - name: tmp
     emptyDir:
