@@ -20,10 +20,22 @@ build:
 demo: build
 	scripts/demo.sh
 
-## test: every test against real servers; a missing server fails (BOOTSTRAP_TEST_REQUIRE=1)
+## test: every test against real servers; a missing server fails (BOOTSTRAP_TEST_REQUIRE=1); then the
+## PostgreSQL tests again on each of PG_MAJORS (scripts/testenv.d/pgmajors.sh; the chart deploys 16):
+## the backend's suite, the binary's runs against PostgreSQL (PG_CMD_TESTS) and the chart on the node
+PG_MAJORS ?= 16 17
+PG_CMD_TESTS ?= EndToEnd|WaitsForLateServer|WrongAdminPassword|WrongCredentials|ConnectionCut|SIGTERM|Concurrent|AdminRotation|Lock|TLS|Postgres
 test:
 	scripts/testenv.sh up >/dev/null
 	BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -race -count=1 -timeout 20m ./...
+	@set -e; for m in $(PG_MAJORS); do \
+	  t0=$$SECONDS; \
+	  echo "make test: PostgreSQL $$m (BOOTSTRAP_TEST_PG_MAJOR=$$m)"; \
+	  BOOTSTRAP_TEST_PG_MAJOR=$$m BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -race -count=1 -timeout 20m ./internal/initdb/postgres; \
+	  BOOTSTRAP_TEST_PG_MAJOR=$$m BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -race -count=1 -timeout 20m -run '$(PG_CMD_TESTS)' ./cmd/bootstrap; \
+	  BOOTSTRAP_TEST_PG_MAJOR=$$m BOOTSTRAP_TEST_REQUIRE=1 $(GO) test -count=1 -timeout 20m ./e2e; \
+	  echo "make test: PostgreSQL $$m took $$((SECONDS - t0))s"; \
+	done
 
 ## e2e: install the chart for real on the test environment's one-node Kubernetes: helm install,
 ## test, upgrade, the re-run Job, serve, uninstall, against the real servers (also part of make test)

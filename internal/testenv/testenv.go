@@ -116,14 +116,22 @@ type PG struct {
 	LogFile string
 }
 
-// Postgres returns PostgreSQL instance "health" or "auth".
+// Postgres returns PostgreSQL instance "health" or "auth": Debian's
+// (BOOTSTRAP_TEST_PG_HEALTH, _AUTH), or under BOOTSTRAP_TEST_PG_MAJOR=16 the
+// instances of that major (BOOTSTRAP_TEST_PG16_HEALTH, _AUTH), which must
+// then run that major.
 func Postgres(t testing.TB, instance string) PG {
 	t.Helper()
 	up := "BOOTSTRAP_TEST_PG_" + strings.ToUpper(instance)
+	if m := PGMajor(); m != "" {
+		up = "BOOTSTRAP_TEST_PG" + m + "_" + strings.ToUpper(instance)
+	}
 	v := need(t, up, "BOOTSTRAP_TEST_PG_PASSWORD")
 	reachable(t, "PostgreSQL "+instance, v[0])
 	h, p := splitPort(t, v[0])
-	return PG{Host: h, Port: p, User: "postgres", Password: v[1], LogFile: Getenv(up + "_LOG")}
+	pg := PG{Host: h, Port: p, User: "postgres", Password: v[1], LogFile: Getenv(up + "_LOG")}
+	pg.checkMajor(t)
+	return pg
 }
 
 // RedisServer is a Redis server with requirepass.

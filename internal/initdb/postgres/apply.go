@@ -207,11 +207,13 @@ func (t *Target) applyAlterRole(name, options string, verifier *credential.Crede
 	}
 }
 
-func (t *Target) applyMembership(role, in string) func(context.Context) error {
+// applyMembership grants role membership in in; options is
+// membershipOptions' WITH clause.
+func (t *Target) applyMembership(role, in, options string) func(context.Context) error {
 	res := t.res("membership", role, in)
 	return func(ctx context.Context) error {
 		err := t.withConn(ctx, "", func(c *pgx.Conn) error {
-			_, err := c.Exec(ctx, "GRANT "+ident(in)+" TO "+ident(role))
+			_, err := c.Exec(ctx, "GRANT "+ident(in)+" TO "+ident(role)+options)
 			return err
 		})
 		if err != nil {

@@ -31,6 +31,11 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	conn, err := t.adminConnLocked(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", t.name, err)
+	}
+	grants = forServer(grants, serverMajor(conn))
 	st, owners, err := t.readLocked(ctx, grants)
 	if err != nil {
 		return nil, err

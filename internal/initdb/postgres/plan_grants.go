@@ -10,7 +10,8 @@ import (
 )
 
 // privilegesByKind lists, per grant kind, every privilege PostgreSQL knows
-// for that object type, in aclexplode's spelling; ALL expands to it.
+// for that object type on every supported major, in aclexplode's spelling;
+// ALL expands to it, and to privilegesSince on the majors that have them.
 var privilegesByKind = map[string][]string{
 	"database":  {"CONNECT", "CREATE", "TEMPORARY"},
 	"schema":    {"USAGE", "CREATE"},
@@ -18,11 +19,23 @@ var privilegesByKind = map[string][]string{
 	"sequences": {"USAGE", "SELECT", "UPDATE"},
 }
 
+// privilegesSince lists, per grant kind, the privileges a later major
+// added: the server's own GRANT ALL includes them there, and so does ALL
+// here (forServer).
+var privilegesSince = map[string][]struct {
+	major     int
+	privilege string
+}{
+	"tables": {{17, "MAINTAIN"}},
+}
+
 // grantSpec is one normalised grant: kind lower case, schema defaulted,
-// privileges upper case, expanded and sorted in catalog order.
+// privileges upper case, expanded and sorted in catalog order. All records
+// that the config said ALL, which forServer widens on later majors.
 type grantSpec struct {
 	Role, Database, Schema, Kind string
 	Privileges                   []string
+	All                          bool
 }
 
 func (g grantSpec) resourceParts() []string {
@@ -54,7 +67,7 @@ func normaliseGrants(target string, in []config.PGGrant) ([]grantSpec, error) {
 		}
 		spec := grantSpec{Role: role, Database: g.Database, Schema: schema, Kind: kind}
 		res := reconcile.Resource(target, spec.resourceParts()...)
-		want, err := grantPrivileges(res, kind, known, g.Privileges)
+		want, all, err := grantPrivileges(res, kind, known, g.Privileges)
 		if err != nil {
 			return nil, err
 		}
@@ -63,9 +76,10 @@ func normaliseGrants(target string, in []config.PGGrant) ([]grantSpec, error) {
 				want[p] = true
 			}
 			out[i].Privileges = ordered(known, want)
+			out[i].All = out[i].All || all
 			continue
 		}
-		spec.Privileges = ordered(known, want)
+		spec.Privileges, spec.All = ordered(known, want), all
 		index[res] = len(out)
 		out = append(out, spec)
 	}
@@ -92,9 +106,10 @@ func grantSchema(g config.PGGrant, kind string) (string, error) {
 }
 
 // grantPrivileges spells the configured privileges the way aclexplode
-// does, so they compare with what the catalogs hold.
-func grantPrivileges(res, kind string, known, privileges []string) (map[string]bool, error) {
-	want := map[string]bool{}
+// does, so they compare with what the catalogs hold, and says whether they
+// include ALL.
+func grantPrivileges(res, kind string, known, privileges []string) (want map[string]bool, all bool, err error) {
+	want = map[string]bool{}
 	for _, p := range privileges {
 		p = strings.ToUpper(strings.Join(strings.Fields(p), " "))
 		switch p {
@@ -102,19 +117,39 @@ func grantPrivileges(res, kind string, known, privileges []string) (map[string]b
 			for _, k := range known {
 				want[k] = true
 			}
+			all = true
 			continue
 		case "TEMP":
 			p = "TEMPORARY"
 		}
 		if !slices.Contains(known, p) {
-			return nil, fmt.Errorf("%s: privilege %q does not apply to %s (one of %s, or ALL)", res, p, kind, strings.Join(known, ", "))
+			return nil, false, fmt.Errorf("%s: privilege %q does not apply to %s (one of %s, or ALL)", res, p, kind, strings.Join(known, ", "))
 		}
 		want[p] = true
 	}
 	if len(want) == 0 {
-		return nil, fmt.Errorf("%s: no privileges", res)
+		return nil, false, fmt.Errorf("%s: no privileges", res)
 	}
-	return want, nil
+	return want, all, nil
+}
+
+// forServer returns grants as a server of major spells them: ALL gains the
+// privileges that major added (MAINTAIN on tables from 17), so it grants,
+// and plan checks, what the server's GRANT ALL would. grants is not
+// modified.
+func forServer(grants []grantSpec, major int) []grantSpec {
+	out := slices.Clone(grants)
+	for i, g := range out {
+		if !g.All {
+			continue
+		}
+		for _, p := range privilegesSince[g.Kind] {
+			if major >= p.major && !slices.Contains(out[i].Privileges, p.privilege) {
+				out[i].Privileges = append(slices.Clip(out[i].Privileges), p.privilege)
+			}
+		}
+	}
+	return out
 }
 
 func ordered(known []string, set map[string]bool) []string {

@@ -160,19 +160,61 @@ func roleOptions(login bool, limit int) string {
 }
 
 // planMemberships only adds: a role's other memberships may be granted by
-// someone else, and the config owns only the ones it names.
+// someone else, and the config owns only the ones it names. A membership
+// the config names lets the member use the group's privileges and SET ROLE
+// to it, as every membership did before PostgreSQL 16: from 16 one that
+// lacks INHERIT or SET is an update (inheriting as the member's rolinherit
+// says, which is true for every role bootstrap creates).
 func (t *Target) planMemberships(st *state) []reconcile.Change {
 	var out []reconcile.Change
 	for _, r := range t.cfg.Roles {
+		inherit := true
+		s := st.roles[r.Name]
+		if s != nil {
+			inherit = s.inherit
+		}
 		for _, in := range r.InRoles {
 			c := reconcile.Change{Resource: t.res("membership", r.Name, in), Action: reconcile.Noop}
-			if s := st.roles[r.Name]; s == nil || !s.memberOf[in] {
+			var m membership
+			var member bool
+			if s != nil {
+				m, member = s.memberOf[in]
+			}
+			var lacks []string
+			if inherit && !m.inherit {
+				lacks = append(lacks, "INHERIT")
+			}
+			if !m.set {
+				lacks = append(lacks, "SET")
+			}
+			switch {
+			case !member:
 				c.Action = reconcile.Create
 				c.Detail = fmt.Sprintf("grant role %s to %s", in, r.Name)
-				c.Apply = t.applyMembership(r.Name, in)
+			case len(lacks) > 0:
+				c.Action = reconcile.Update
+				c.Detail = "missing " + strings.Join(lacks, ", ")
+			}
+			if c.Action != reconcile.Noop {
+				c.Apply = t.applyMembership(r.Name, in, membershipOptions(st.major, inherit))
 			}
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// membershipOptions is the WITH clause GRANT role needs on a server of
+// major: none before 16; from 16 SET and, for a member that inherits by
+// default, INHERIT, spelled out because a GRANT without them leaves an
+// existing membership's options as they are.
+func membershipOptions(major int, inherit bool) string {
+	switch {
+	case major < membershipOptionsSince:
+		return ""
+	case inherit:
+		return " WITH INHERIT TRUE, SET TRUE"
+	default:
+		return " WITH SET TRUE"
+	}
 }

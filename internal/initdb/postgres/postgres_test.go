@@ -637,16 +637,16 @@ func TestNormaliseGrants(t *testing.T) {
 				{Role: "r", Database: "d", On: "sequences", Privileges: []string{"ALL"}},
 			},
 			want: []grantSpec{
-				{"r", "d", "", "database", []string{"CONNECT", "CREATE", "TEMPORARY"}},
-				{"r", "d", "public", "tables", []string{"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}},
-				{"r", "d", "s", "schema", []string{"USAGE", "CREATE"}},
-				{"r", "d", "public", "sequences", []string{"USAGE", "SELECT", "UPDATE"}},
+				{"r", "d", "", "database", []string{"CONNECT", "CREATE", "TEMPORARY"}, true},
+				{"r", "d", "public", "tables", []string{"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}, true},
+				{"r", "d", "s", "schema", []string{"USAGE", "CREATE"}, true},
+				{"r", "d", "public", "sequences", []string{"USAGE", "SELECT", "UPDATE"}, true},
 			},
 		},
 		{
 			name: "temp and case",
 			in:   []config.PGGrant{{Role: "r", Database: "d", On: "database", Privileges: []string{"temp", "connect"}}},
-			want: []grantSpec{{"r", "d", "", "database", []string{"CONNECT", "TEMPORARY"}}},
+			want: []grantSpec{{"r", "d", "", "database", []string{"CONNECT", "TEMPORARY"}, false}},
 		},
 		{
 			name: "duplicates merge",
@@ -654,7 +654,7 @@ func TestNormaliseGrants(t *testing.T) {
 				{Role: "r", Database: "d", Schema: "public", On: "tables", Privileges: []string{"SELECT"}},
 				{Role: "r", Database: "d", On: "tables", Privileges: []string{"INSERT"}},
 			},
-			want: []grantSpec{{"r", "d", "public", "tables", []string{"SELECT", "INSERT"}}},
+			want: []grantSpec{{"r", "d", "public", "tables", []string{"SELECT", "INSERT"}, false}},
 		},
 		{
 			name: "privilege of another kind",
@@ -688,7 +688,7 @@ func TestNormaliseGrants(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 			for i := range got {
-				if got[i].Role != tc.want[i].Role || got[i].Schema != tc.want[i].Schema || got[i].Kind != tc.want[i].Kind ||
+				if got[i].Role != tc.want[i].Role || got[i].Schema != tc.want[i].Schema || got[i].Kind != tc.want[i].Kind || got[i].All != tc.want[i].All ||
 					strings.Join(got[i].Privileges, ",") != strings.Join(tc.want[i].Privileges, ",") {
 					t.Errorf("grant %d: got %+v, want %+v", i, got[i], tc.want[i])
 				}

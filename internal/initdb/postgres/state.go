@@ -20,7 +20,17 @@ type roleState struct {
 	login     bool
 	connLimit int
 	password  *string // rolpassword: a SCRAM verifier, an md5 hash or NULL
-	memberOf  map[string]bool
+	inherit   bool    // rolinherit: new memberships inherit by default
+	memberOf  map[string]membership
+}
+
+// membership is what the role's memberships in one group let it do, over
+// every grantor's grant. Before PostgreSQL 16 a membership always allowed
+// SET ROLE, and inheriting was the member's rolinherit alone: both read as
+// true. From 16 each grant has its own INHERIT and SET options (a role made
+// by a CREATEROLE non-superuser leaves its creator a member with neither).
+type membership struct {
+	inherit, set bool
 }
 
 // dbState is a database as pg_database has it.
@@ -51,16 +61,30 @@ type grantState struct {
 // state is the server as Plan found it; a role or database absent from
 // the maps does not exist.
 type state struct {
+	major   int // the server's major version
 	roles   map[string]*roleState
 	dbs     map[string]*dbState
 	details map[string]*dbDetail
 }
 
-const rolesQuery = `
-SELECT a.rolname::text, a.rolcanlogin, a.rolconnlimit, a.rolpassword,
-       ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_authid g ON g.oid = m.roleid
-             WHERE m.member = a.oid)
+// membershipOptionsSince is the major from which pg_auth_members has
+// inherit_option and set_option, and GRANT role takes WITH INHERIT, SET.
+const membershipOptionsSince = 16
+
+// rolesQuery reads roles and their memberships, each as "IS" + group name,
+// where I and S are t or f: whether any grant of it carries INHERIT, SET.
+func rolesQuery(major int) string {
+	inherit, set := "true", "true"
+	if major >= membershipOptionsSince {
+		inherit, set = "m.inherit_option", "m.set_option"
+	}
+	return `
+SELECT a.rolname::text, a.rolcanlogin, a.rolconnlimit, a.rolpassword, a.rolinherit,
+       ARRAY(SELECT left(bool_or(` + inherit + `)::text, 1) || left(bool_or(` + set + `)::text, 1) || g.rolname::text
+             FROM pg_auth_members m JOIN pg_authid g ON g.oid = m.roleid
+             WHERE m.member = a.oid GROUP BY g.rolname)
 FROM pg_authid a WHERE a.rolname = ANY($1::text[])`
+}
 
 // databasesQuery reads owners and explicit ACL entries. A NULL datacl means
 // the built-in default, which acldefault spells out (owner: all; PUBLIC:
@@ -127,7 +151,8 @@ func declaredDatabases(cfg config.Postgres) map[string]*config.PGDatabase {
 // readState reads roles and databases from the admin connection: two
 // queries whatever the size of the config.
 func (t *Target) readState(ctx context.Context, conn *pgx.Conn, roleNames, dbNames []string) (*state, error) {
-	roles, err := readRoles(ctx, conn, roleNames)
+	major := serverMajor(conn)
+	roles, err := readRoles(ctx, conn, major, roleNames)
 	if err != nil {
 		return nil, fmt.Errorf("read roles: %w", err)
 	}
@@ -135,11 +160,11 @@ func (t *Target) readState(ctx context.Context, conn *pgx.Conn, roleNames, dbNam
 	if err != nil {
 		return nil, fmt.Errorf("read databases: %w", err)
 	}
-	return &state{roles: roles, dbs: dbs, details: map[string]*dbDetail{}}, nil
+	return &state{major: major, roles: roles, dbs: dbs, details: map[string]*dbDetail{}}, nil
 }
 
-func readRoles(ctx context.Context, conn *pgx.Conn, names []string) (map[string]*roleState, error) {
-	rows, err := conn.Query(ctx, rolesQuery, names)
+func readRoles(ctx context.Context, conn *pgx.Conn, major int, names []string) (map[string]*roleState, error) {
+	rows, err := conn.Query(ctx, rolesQuery(major), names)
 	if err != nil {
 		return nil, err
 	}
@@ -147,15 +172,15 @@ func readRoles(ctx context.Context, conn *pgx.Conn, names []string) (map[string]
 	for rows.Next() {
 		var name string
 		var groups []string
-		r := &roleState{memberOf: map[string]bool{}}
+		r := &roleState{memberOf: map[string]membership{}}
 		var limit int32
-		if err := rows.Scan(&name, &r.login, &limit, &r.password, &groups); err != nil {
+		if err := rows.Scan(&name, &r.login, &limit, &r.password, &r.inherit, &groups); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		r.connLimit = int(limit)
 		for _, g := range groups {
-			r.memberOf[g] = true
+			r.memberOf[g[2:]] = membership{inherit: g[0] == 't', set: g[1] == 't'}
 		}
 		out[name] = r
 	}
