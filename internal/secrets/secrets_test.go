@@ -108,3 +108,55 @@ func TestCredentialsRaceAgreesOnOneValue(t *testing.T) {
 		t.Fatal("the two runs disagree on the generated secret")
 	}
 }
+
+// confirming is a file source that can tell "not found" from "not
+// allowed" only by asking: it records each ConfirmMissing call.
+type confirming struct {
+	FileSource
+	calls [][]string
+	err   error
+}
+
+func (c *confirming) ConfirmMissing(_ context.Context, names []string) error {
+	c.calls = append(c.calls, names)
+	return c.err
+}
+
+// TestMissingSecretConfirmedOnceBeforeGenerating: a source that may answer "not
+// found" for "not allowed" is asked once per plan, with every missing
+// name, before anything is generated; when it cannot confirm, the plan
+// fails and nothing is generated or stored. Without generation it is not
+// asked: the missing secrets are an error either way.
+func TestMissingSecretConfirmedOnceBeforeGenerating(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "b"), []byte("value-of-b"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{"a": "x.a", "b": "x.b", "c": "x.c"}
+
+	refusing := &confirming{FileSource: FileSource{Dir: dir}, err: errors.New("vault: cannot list")}
+	creds := NewCredentials(refusing, names, true, 32)
+	if _, err := creds.Plan(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot list") {
+		t.Fatalf("plan: %v, want the source's error", err)
+	}
+	if fmt.Sprint(refusing.calls) != "[[a c]]" {
+		t.Fatalf("ConfirmMissing calls %v, want one with a and c", refusing.calls)
+	}
+	if r := creds.Resolved(); len(r) != 1 || r["b"].Reveal() != "value-of-b" {
+		t.Fatalf("%d credentials resolved, want only b", len(r))
+	}
+
+	ok := &confirming{FileSource: FileSource{Dir: dir}}
+	changes, err := NewCredentials(ok, names, true, 32).Plan(context.Background())
+	if err != nil || len(changes) != 3 || len(ok.calls) != 1 {
+		t.Fatalf("plan: %v, %d changes, %d confirmations", err, len(changes), len(ok.calls))
+	}
+
+	off := &confirming{FileSource: FileSource{Dir: dir}}
+	if _, err := NewCredentials(off, names, false, 32).Plan(context.Background()); err == nil || len(off.calls) != 0 {
+		t.Fatalf("without generation: %v, %d confirmations", err, len(off.calls))
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("%d files in the store, want only b", len(entries))
+	}
+}

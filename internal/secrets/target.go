@@ -68,56 +68,35 @@ func (c *Credentials) Resolved() credential.Resolved {
 	return out
 }
 
+// MissingConfirmer is implemented by sources whose "not found" may also
+// mean "not allowed" (OCI Vault answers both with one 404). Before anything
+// is generated, ConfirmMissing is called once per plan with every name Get
+// reported missing; it returns nil only when the source confirms that none
+// of them exists, and otherwise an error naming what it found or why it
+// cannot tell. The plan then fails and nothing is generated.
+type MissingConfirmer interface {
+	ConfirmMissing(ctx context.Context, names []string) error
+}
+
 // Plan reads every secret (up to 8 at once). A missing secret is a create
 // change when generation is on; its value is generated now, so that the
 // service plans of the same run can be computed, but stored only by Apply.
+// A source that may answer "not found" for "not allowed" confirms first.
 func (c *Credentials) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	names := make([]string, 0, len(c.names))
 	for n := range c.names {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	type got struct {
-		cred credential.Credential
-		err  error
-	}
-	res := make([]got, len(names))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
+	errs := c.readAll(ctx, names)
+	var absent, failed []string
 	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			res[i].cred, res[i].err = c.src.Get(ctx, n)
-		}()
-	}
-	wg.Wait()
-
-	var changes []reconcile.Change
-	var missing, failed []string
-	for i, n := range names {
-		r := "vault/" + n
 		switch {
-		case res[i].err == nil:
-			c.set(n, res[i].cred)
-			changes = append(changes, reconcile.Change{Resource: r, Action: reconcile.Noop})
-		case errors.Is(res[i].err, ErrNotFound) && c.generate:
-			gen, err := Generate(c.length)
-			if err != nil {
-				return nil, err
-			}
-			c.set(n, gen)
-			changes = append(changes, reconcile.Change{
-				Resource: r, Action: reconcile.Create,
-				Detail: fmt.Sprintf("generate %d characters and store in %s", c.length, c.src),
-				Apply:  c.store(n, gen),
-			})
-		case errors.Is(res[i].err, ErrNotFound):
-			missing = append(missing, fmt.Sprintf("%s (used at %s)", n, c.names[n]))
+		case errs[i] == nil:
+		case errors.Is(errs[i], ErrNotFound):
+			absent = append(absent, n)
 		default:
-			failed = append(failed, res[i].err.Error())
+			failed = append(failed, errs[i].Error())
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -126,14 +105,63 @@ func (c *Credentials) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if len(failed) > 0 {
 		return nil, errors.New(strings.Join(failed, "; "))
 	}
-	if len(missing) > 0 {
+	if len(absent) > 0 && !c.generate {
+		missing := make([]string, len(absent))
+		for i, n := range absent {
+			missing[i] = fmt.Sprintf("%s (used at %s)", n, c.names[n])
+		}
 		hint := ""
 		if h, ok := c.src.(Hinter); ok {
 			hint = "; " + h.NotFoundHint()
 		}
 		return nil, fmt.Errorf("%s has no secret %s; create them or set secrets.generate.enabled: true%s", c.src, strings.Join(missing, ", "), hint)
 	}
+	if mc, ok := c.src.(MissingConfirmer); ok && len(absent) > 0 {
+		if err := mc.ConfirmMissing(ctx, absent); err != nil {
+			return nil, err
+		}
+	}
+	changes := make([]reconcile.Change, 0, len(names))
+	for i, n := range names {
+		r := "vault/" + n
+		if errs[i] == nil {
+			changes = append(changes, reconcile.Change{Resource: r, Action: reconcile.Noop})
+			continue
+		}
+		gen, err := Generate(c.length)
+		if err != nil {
+			return nil, err
+		}
+		c.set(n, gen)
+		changes = append(changes, reconcile.Change{
+			Resource: r, Action: reconcile.Create,
+			Detail: fmt.Sprintf("generate %d characters and store in %s", c.length, c.src),
+			Apply:  c.store(n, gen),
+		})
+	}
 	return changes, nil
+}
+
+// readAll reads names from the source, up to 8 at once, keeps what it
+// reads, and returns each read's error.
+func (c *Credentials) readAll(ctx context.Context, names []string) []error {
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			v, err := c.src.Get(ctx, n)
+			if errs[i] = err; err == nil {
+				c.set(n, v)
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 func (c *Credentials) set(name string, v credential.Credential) {
@@ -151,7 +179,9 @@ func (c *Credentials) store(name string, v credential.Credential) func(context.C
 		err := st.Create(ctx, name, v)
 		if errors.Is(err, ErrExists) {
 			// Another run generated it first: use the stored value, so
-			// both runs set the same password on the services.
+			// both runs set the same password on the services. A store
+			// whose new secrets are not readable at once (OCI Vault)
+			// returns ErrExists only once this read can succeed.
 			won, gerr := c.src.Get(ctx, name)
 			if gerr != nil {
 				return gerr

@@ -51,10 +51,11 @@ type Source struct {
 }
 
 var (
-	_ secrets.Source    = (*Source)(nil)
-	_ secrets.Store     = (*Source)(nil)
-	_ secrets.Connector = (*Source)(nil)
-	_ secrets.Hinter    = (*Source)(nil)
+	_ secrets.Source           = (*Source)(nil)
+	_ secrets.Store            = (*Source)(nil)
+	_ secrets.Connector        = (*Source)(nil)
+	_ secrets.Hinter           = (*Source)(nil)
+	_ secrets.MissingConfirmer = (*Source)(nil)
 )
 
 // New returns the source for cfg. waitTimeout bounds the SDK's retries of
@@ -346,8 +347,9 @@ func (s *Source) Previous(ctx context.Context, name string) (credential.Credenti
 }
 
 // Create stores a new secret with one version and waits while OCI reports
-// it CREATING. A name that exists already (or is reserved by a deleted
-// secret) is ErrExists; a deleted one says how to restore it.
+// it CREATING. A name another writer created first is ErrExists, returned
+// once that secret's value can be read (see taken); a name held by a
+// secret being deleted is an error saying how to restore it.
 func (s *Source) Create(ctx context.Context, name string, c credential.Credential) error {
 	_, vc, err := s.clients(ctx)
 	if err != nil {
@@ -376,11 +378,8 @@ func (s *Source) Create(ctx context.Context, name string, c credential.Credentia
 		OpcRetryToken: common.String(common.RetryToken()),
 	})
 	if err != nil {
-		if se, ok := common.IsServiceError(err); ok && se.GetHTTPStatusCode() == http.StatusConflict {
-			if st := s.reservedBy(wctx, vc, name); st != "" {
-				return fmt.Errorf("create secret %q in %s: the name is held by a secret in state %s; restore it with `oci vault secret cancel-secret-deletion` (a deleted name stays reserved until the deletion completes)", name, s, st)
-			}
-			return fmt.Errorf("create secret %q in %s: %w", name, s, secrets.ErrExists)
+		if se, ok := common.IsServiceError(err); ok && nameTaken(se) {
+			return s.taken(ctx, vc, name, se, err)
 		}
 		return s.explain("create", name, err)
 	}
@@ -417,27 +416,6 @@ func (s *Source) waitActive(ctx context.Context, vc *vault.VaultsClient, name, i
 		case <-t.C:
 		}
 	}
-}
-
-// reservedBy returns the lifecycle state of a secret of that name that is
-// being deleted, or "" when there is none or the list is not allowed.
-func (s *Source) reservedBy(ctx context.Context, vc *vault.VaultsClient, name string) string {
-	r, err := vc.ListSecrets(ctx, vault.ListSecretsRequest{
-		CompartmentId: common.String(s.cfg.CompartmentID),
-		VaultId:       common.String(s.cfg.VaultID),
-		Name:          common.String(name),
-	})
-	if err != nil {
-		return ""
-	}
-	for _, it := range r.Items {
-		switch it.LifecycleState {
-		case vault.SecretSummaryLifecycleStatePendingDeletion, vault.SecretSummaryLifecycleStateSchedulingDeletion,
-			vault.SecretSummaryLifecycleStateDeleting, vault.SecretSummaryLifecycleStateDeleted:
-			return string(it.LifecycleState)
-		}
-	}
-	return ""
 }
 
 // explain turns an SDK error into one line naming the secret and the vault.

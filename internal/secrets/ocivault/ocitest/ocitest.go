@@ -22,6 +22,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -53,10 +55,29 @@ type Server struct {
 	Failing int
 	// CreatingPolls is how many GetSecret calls a new secret stays CREATING.
 	CreatingPolls int
-	// PendingDeletion holds names reserved by deleted secrets.
+	// PendingDeletion holds names reserved by secrets in PENDING_DELETION:
+	// OCI lists them, answers 404 for their bundles and refuses to create
+	// a secret of that name (see ServeHTTP).
 	PendingDeletion map[string]bool
-	Creates         int
-	bodies          []string
+	// OtherWriter holds secrets another run is about to create: on the
+	// next CreateSecret of such a name, the other writer's secret (this
+	// value) is created first, so that call loses with 409, and its first
+	// version stays unreadable for UnreadableReads reads by name (OCI
+	// answers 404 while a new secret's version is still CREATING).
+	OtherWriter     map[string]string
+	UnreadableReads int
+	// DenyRead and DenyList take the principal's policy away: OCI then
+	// answers 404 NotAuthorizedOrNotFound, as for a missing resource, to
+	// reads of secret bundles (DenyRead) and to every Vaults call — list,
+	// get, create — (DenyList).
+	DenyRead, DenyList bool
+	// PageSize caps the secrets per ListSecrets page (0: 1000).
+	PageSize int
+	// Creates counts secrets created; CreateCalls every CreateSecret
+	// request that verified, whatever its answer; Lists every ListSecrets
+	// request that verified (one per page), whatever its answer.
+	Creates, CreateCalls, Lists int
+	bodies                      []string
 }
 
 type fakeSecret struct {
@@ -65,12 +86,16 @@ type fakeSecret struct {
 	// read with stage PREVIOUS.
 	previous string
 	polls    int
+	// unreadable is how many more reads by name answer 404 (a version
+	// another writer created that is still CREATING).
+	unreadable int
 }
 
 // New starts a server that accepts signatures by key with keyId keyID (a
 // prefix when it ends in '*'); URL is its endpoint.
 func New(t testing.TB, key *rsa.PublicKey, keyID string) *Server {
-	f := &Server{t: t, key: key, KeyID: keyID, secrets: map[string]*fakeSecret{}, byID: map[string]*fakeSecret{}, PendingDeletion: map[string]bool{}}
+	f := &Server{t: t, key: key, KeyID: keyID, secrets: map[string]*fakeSecret{}, byID: map[string]*fakeSecret{},
+		PendingDeletion: map[string]bool{}, OtherWriter: map[string]string{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -220,6 +245,12 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Verified++
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/20180608/secrets":
+		f.CreateCalls++
+	case r.Method == http.MethodGet && r.URL.Path == "/20180608/secrets":
+		f.Lists++
+	}
 	if f.Failing != 0 {
 		ociError(w, f.Failing, "InternalServerError", "the vault is having a bad day")
 		return
@@ -229,76 +260,165 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ociError(w, http.StatusTooManyRequests, "TooManyRequests", "slow down")
 		return
 	}
-	q := r.URL.Query()
+	bundles := strings.HasPrefix(r.URL.Path, "/20190301/")
+	if bundles && f.DenyRead || !bundles && f.DenyList {
+		// OCI does not say whether the resource is missing or the policy.
+		notAuthorizedOrNotFound(w)
+		return
+	}
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/20190301/secretbundles/actions/getByName":
-		stage := q.Get("stage")
-		if q.Get("vaultId") == "" || stage != "CURRENT" && stage != "PREVIOUS" {
-			ociError(w, 400, "InvalidParameter", "vaultId and stage CURRENT or PREVIOUS expected")
-			return
-		}
-		s, ok := f.secrets[q.Get("secretName")]
-		// OCI answers 404 for a stage no version holds, as for a missing secret.
-		if !ok || s.polls < f.CreatingPolls || stage == "PREVIOUS" && s.previous == "" {
-			ociError(w, 404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
-			return
-		}
-		value, version, stages := s.value, 2, []string{"CURRENT", "LATEST"}
-		if stage == "PREVIOUS" {
-			value, version, stages = s.previous, 1, []string{"PREVIOUS"}
-		}
-		ociJSON(w, map[string]any{
-			"secretId": s.id, "versionNumber": version, "stages": stages,
-			"secretBundleContent": map[string]string{"contentType": "BASE64", "content": base64.StdEncoding.EncodeToString([]byte(value))},
-		})
+		f.getByName(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/20180608/secrets":
-		var in struct {
-			CompartmentID string `json:"compartmentId"`
-			VaultID       string `json:"vaultId"`
-			KeyID         string `json:"keyId"`
-			SecretName    string `json:"secretName"`
-			SecretContent struct {
-				ContentType, Content, Stage string
-			} `json:"secretContent"`
-		}
-		if err := json.Unmarshal(body, &in); err != nil || in.CompartmentID == "" || in.KeyID == "" || in.VaultID == "" ||
-			in.SecretContent.ContentType != "BASE64" || in.SecretContent.Stage != "CURRENT" {
-			ociError(w, 400, "InvalidParameter", "bad create request")
-			return
-		}
-		if _, ok := f.secrets[in.SecretName]; ok || f.PendingDeletion[in.SecretName] {
-			ociError(w, 409, "Conflict", "secret name already exists in this vault")
-			return
-		}
-		v, err := base64.StdEncoding.DecodeString(in.SecretContent.Content)
-		if err != nil {
-			ociError(w, 400, "InvalidParameter", "content is not base64")
-			return
-		}
-		f.Creates++
-		s := &fakeSecret{id: fmt.Sprintf("ocid1.vaultsecret.oc1..new%d", len(f.byID)), name: in.SecretName, value: string(v)}
-		f.secrets[s.name], f.byID[s.id] = s, s
-		ociJSON(w, map[string]any{"id": s.id, "secretName": s.name, "compartmentId": in.CompartmentID, "vaultId": in.VaultID,
-			"lifecycleState": f.state(s), "timeCreated": time.Now().UTC().Format(time.RFC3339)})
+		f.create(w, body)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/20180608/secrets/"):
 		s, ok := f.byID[strings.TrimPrefix(r.URL.Path, "/20180608/secrets/")]
 		if !ok {
-			ociError(w, 404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+			notAuthorizedOrNotFound(w)
 			return
 		}
 		s.polls++
 		ociJSON(w, map[string]any{"id": s.id, "secretName": s.name, "compartmentId": "c", "vaultId": "v",
 			"lifecycleState": f.state(s), "timeCreated": time.Now().UTC().Format(time.RFC3339)})
 	case r.Method == http.MethodGet && r.URL.Path == "/20180608/secrets":
-		items := []map[string]any{}
-		if f.PendingDeletion[q.Get("name")] {
-			items = append(items, map[string]any{"id": "ocid1.vaultsecret.oc1..deleted", "secretName": q.Get("name"), "compartmentId": "c",
-				"vaultId": "v", "lifecycleState": "PENDING_DELETION", "timeCreated": time.Now().UTC().Format(time.RFC3339)})
-		}
-		ociJSON(w, items)
+		f.list(w, r)
 	default:
 		ociError(w, 404, "NotFound", "no such endpoint "+r.Method+" "+r.URL.Path)
 	}
+}
+
+func notAuthorizedOrNotFound(w http.ResponseWriter) {
+	ociError(w, 404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+}
+
+// getByName is GetSecretBundleByName: 404 for a missing secret, one being
+// deleted, a version still CREATING, or a stage no version holds.
+func (f *Server) getByName(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	stage := q.Get("stage")
+	if q.Get("vaultId") == "" || stage != "CURRENT" && stage != "PREVIOUS" {
+		ociError(w, 400, "InvalidParameter", "vaultId and stage CURRENT or PREVIOUS expected")
+		return
+	}
+	s, ok := f.secrets[q.Get("secretName")]
+	if ok && s.unreadable > 0 && stage == "CURRENT" {
+		s.unreadable--
+		ok = false
+	}
+	if !ok || s.polls < f.CreatingPolls || stage == "PREVIOUS" && s.previous == "" {
+		notAuthorizedOrNotFound(w)
+		return
+	}
+	value, version, stages := s.value, 2, []string{"CURRENT", "LATEST"}
+	if stage == "PREVIOUS" {
+		value, version, stages = s.previous, 1, []string{"PREVIOUS"}
+	}
+	ociJSON(w, map[string]any{
+		"secretId": s.id, "versionNumber": version, "stages": stages,
+		"secretBundleContent": map[string]string{"contentType": "BASE64", "content": base64.StdEncoding.EncodeToString([]byte(value))},
+	})
+}
+
+// create is CreateSecret. A name an existing secret holds is 409 Conflict
+// ("the requested resource's state conflicts with its current state",
+// https://docs.oracle.com/iaas/Content/API/References/apierrors.htm). A
+// name held by a secret pending deletion is refused with 400
+// InvalidParameter "name already exists", as OCI answers it (reported in
+// https://github.com/external-secrets/external-secrets/issues/6771 and
+// https://github.com/oracle/terraform-provider-oci/issues/1765; the SDK's
+// CreateSecretDetails says only "Secret names should be unique within a
+// vault").
+func (f *Server) create(w http.ResponseWriter, body []byte) {
+	var in struct {
+		CompartmentID string `json:"compartmentId"`
+		VaultID       string `json:"vaultId"`
+		KeyID         string `json:"keyId"`
+		SecretName    string `json:"secretName"`
+		SecretContent struct {
+			ContentType, Content, Stage string
+		} `json:"secretContent"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil || in.CompartmentID == "" || in.KeyID == "" || in.VaultID == "" ||
+		in.SecretContent.ContentType != "BASE64" || in.SecretContent.Stage != "CURRENT" {
+		ociError(w, 400, "InvalidParameter", "bad create request")
+		return
+	}
+	if v, ok := f.OtherWriter[in.SecretName]; ok {
+		delete(f.OtherWriter, in.SecretName)
+		s := &fakeSecret{id: fmt.Sprintf("ocid1.vaultsecret.oc1..other%d", len(f.byID)), name: in.SecretName, value: v,
+			polls: 1 << 30, unreadable: f.UnreadableReads}
+		f.secrets[s.name], f.byID[s.id] = s, s
+	}
+	if f.PendingDeletion[in.SecretName] {
+		ociError(w, 400, "InvalidParameter", "name already exists")
+		return
+	}
+	if _, ok := f.secrets[in.SecretName]; ok {
+		ociError(w, 409, "Conflict", "secret name already exists in this vault")
+		return
+	}
+	v, err := base64.StdEncoding.DecodeString(in.SecretContent.Content)
+	if err != nil {
+		ociError(w, 400, "InvalidParameter", "content is not base64")
+		return
+	}
+	f.Creates++
+	s := &fakeSecret{id: fmt.Sprintf("ocid1.vaultsecret.oc1..new%d", len(f.byID)), name: in.SecretName, value: string(v)}
+	f.secrets[s.name], f.byID[s.id] = s, s
+	ociJSON(w, map[string]any{"id": s.id, "secretName": s.name, "compartmentId": in.CompartmentID, "vaultId": in.VaultID,
+		"lifecycleState": f.state(s), "timeCreated": time.Now().UTC().Format(time.RFC3339)})
+}
+
+// list is ListSecrets: compartmentId is required, name filters, limit and
+// page page through the secrets sorted by name; opc-next-page says there
+// is more. Secrets pending deletion are listed with their state, as OCI
+// lists them.
+func (f *Server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("compartmentId") == "" {
+		ociError(w, 400, "MissingParameter", "compartmentId is required")
+		return
+	}
+	type item struct{ id, name, state string }
+	var items []item
+	for _, s := range f.secrets {
+		state := f.state(s)
+		if s.unreadable > 0 {
+			state = "CREATING"
+		}
+		items = append(items, item{s.id, s.name, state})
+	}
+	for n, pending := range f.PendingDeletion {
+		if pending {
+			items = append(items, item{"ocid1.vaultsecret.oc1..deleted-" + n, n, "PENDING_DELETION"})
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
+	var out []map[string]any
+	for _, it := range items {
+		if name := q.Get("name"); name == "" || name == it.name {
+			out = append(out, map[string]any{"id": it.id, "secretName": it.name, "compartmentId": q.Get("compartmentId"),
+				"vaultId": VaultID, "lifecycleState": it.state, "timeCreated": time.Now().UTC().Format(time.RFC3339)})
+		}
+	}
+	size := 1000
+	if f.PageSize > 0 {
+		size = f.PageSize
+	}
+	if l, err := strconv.Atoi(q.Get("limit")); err == nil && l > 0 && l < size {
+		size = l
+	}
+	from, _ := strconv.Atoi(q.Get("page"))
+	from = min(max(from, 0), len(out))
+	to := min(from+size, len(out))
+	if to < len(out) {
+		w.Header().Set("opc-next-page", strconv.Itoa(to))
+	}
+	page := out[from:to]
+	if page == nil {
+		page = []map[string]any{}
+	}
+	ociJSON(w, page)
 }
 
 func (f *Server) state(s *fakeSecret) string {
