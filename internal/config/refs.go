@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // SecretRefs returns every secret name the selected targets use, mapped to
 // the first config path that uses it. include decides per target
@@ -47,6 +50,7 @@ func (c *Config) SecretRefs(include func(target string) bool, withKubernetes boo
 	if withKubernetes {
 		for i, ks := range c.Secrets.KubernetesSecrets {
 			for key, name := range ks.Data {
+				name = strings.TrimSuffix(name, UsernameSuffix)
 				if _, ok := out[name]; !ok {
 					out[name] = fmt.Sprintf("secrets.kubernetesSecrets[%d].data.%s", i, key)
 				}

@@ -153,6 +153,9 @@ type PGRole struct {
 	Login           *bool      `yaml:"login" json:"login,omitempty" jsonschema:"default=true"`
 	ConnectionLimit *int       `yaml:"connectionLimit" json:"connectionLimit,omitempty" jsonschema:"minimum=-1,default=-1"`
 	InRoles         []string   `yaml:"inRoles" json:"inRoles,omitempty"`
+	// Rotation turns the role into a NOLOGIN group with two login roles,
+	// NAME_a and NAME_b, that take turns (DESIGN.md "Rotation").
+	Rotation *Rotation `yaml:"rotation" json:"rotation,omitempty"`
 }
 
 // CanLogin reports the effective login attribute (default true).
@@ -203,6 +206,19 @@ type Redis struct {
 	DB       int         `yaml:"db" json:"db,omitempty"`
 	Expect   RedisExpect `yaml:"expect" json:"expect,omitempty"`
 	Timeouts Timeouts    `yaml:"timeouts" json:"timeouts,omitempty"`
+	// Users are ACL users bootstrap creates and keeps (ACL SETUSER).
+	Users []RedisUser `yaml:"users" json:"users,omitempty"`
+}
+
+// RedisUser is an ACL user: its password and its ACL rules, as ACL SETUSER
+// takes them ("~health:*", "+@read", "-@dangerous", "&chan:*").
+type RedisUser struct {
+	Name     string    `yaml:"name" json:"name"`
+	Password SecretRef `yaml:"password" json:"password"`
+	Rules    []string  `yaml:"rules" json:"rules,omitempty"`
+	// Rotation gives the user a second password during the overlap (Redis
+	// keeps several per user).
+	Rotation *Rotation `yaml:"rotation" json:"rotation,omitempty"`
 }
 
 // RedisExpect lists settings checked; one the server will not let us read
@@ -294,6 +310,9 @@ type RMQUser struct {
 	Tags             []string             `yaml:"tags" json:"tags,omitempty"`
 	Permissions      []RMQPermission      `yaml:"permissions" json:"permissions,omitempty"`
 	TopicPermissions []RMQTopicPermission `yaml:"topicPermissions" json:"topicPermissions,omitempty"`
+	// Rotation replaces the user by two users, NAME_a and NAME_b, with the
+	// same tags and permissions, that take turns (DESIGN.md "Rotation").
+	Rotation *Rotation `yaml:"rotation" json:"rotation,omitempty"`
 }
 
 // RMQPermission is a user's permissions in one vhost (regular expressions).
@@ -357,6 +376,18 @@ type RMQPolicy struct {
 	ApplyTo    string         `yaml:"applyTo" json:"applyTo,omitempty" jsonschema:"enum=queues,enum=exchanges,enum=all,enum=classic_queues,enum=quorum_queues,enum=streams,default=all"`
 	Priority   int            `yaml:"priority" json:"priority,omitempty"`
 	Definition map[string]any `yaml:"definition" json:"definition"`
+}
+
+// Rotation rotates an application credential with two identities: the new
+// value is staged in the source, set on the standby identity, proven,
+// promoted and delivered; the old identity is disabled after Grace.
+type Rotation struct {
+	// Every is the credential's age at which serve rotates it; zero: only
+	// `bootstrap rotate` does.
+	Every Duration `yaml:"every" json:"every,omitempty" jsonschema:"description=rotate when the credential is this old (Go duration; serve); empty: only bootstrap rotate"`
+	// Grace is how long the old identity keeps working after the new
+	// credential is delivered; zero: two serve intervals.
+	Grace Duration `yaml:"grace" json:"grace,omitempty" jsonschema:"description=how long the old identity keeps working after delivery (Go duration); default two serve intervals"`
 }
 
 // Duration is a Go duration string ("90s", "5m"). A bad value is kept

@@ -48,6 +48,7 @@ func Validate(c *Config) Problems {
 	v.redis()
 	v.minio()
 	v.rabbitmq()
+	v.rotations()
 	v.secretNames()
 	return v.ps.sorted()
 }

@@ -86,6 +86,21 @@ func (v *validator) pgRole(sc *pgScope, rp string, r PGRole) {
 	if r.CanLogin() && (r.Password == nil || r.Password.Secret == "" && !r.Password.Inline) {
 		v.add(rp+".password", "is required for a login role: {secret: NAME} (or set login: false)")
 	}
+	if r.Rotation != nil {
+		v.rotation(rp+".rotation", r.Rotation)
+		if !r.CanLogin() {
+			v.add(rp+".rotation", "rotates a login role's password; this role has login: false")
+		}
+		for _, id := range []string{r.Name + "_a", r.Name + "_b"} {
+			if len(id) > 63 {
+				v.add(rp+".name", "with rotation the login roles %s_a and %s_b must fit PostgreSQL's 63 bytes: at most 61 bytes, got %d", r.Name, r.Name, len(r.Name))
+				break
+			}
+			if sc.roles[id] {
+				v.add(rp+".rotation", "its login role %q is declared as a role of its own", id)
+			}
+		}
+	}
 	if r.ConnLimit() < -1 {
 		v.add(rp+".connectionLimit", "must be -1 (unlimited) or more, got %d", r.ConnLimit())
 	}

@@ -150,6 +150,14 @@ func (v *validator) rmqUser(sc *rmqScope, up string, u RMQUser, admin string, us
 		v.dup(us, u.Name, up+".name", "user")
 	}
 	v.ref(up+".password", u.Password, true)
+	if u.Rotation != nil {
+		v.rotation(up+".rotation", u.Rotation)
+		for _, id := range []string{u.Name + "_a", u.Name + "_b"} {
+			if id == admin {
+				v.add(up+".rotation", "its user %q is the admin user bootstrap connects as", id)
+			}
+		}
+	}
 	for k, t := range u.Tags {
 		if !rmqNameRe.MatchString(t) {
 			v.add(fmt.Sprintf("%s.tags[%d]", up, k), "invalid tag %q", t)

@@ -150,6 +150,8 @@ func (v *validator) kubernetesSecrets(list []KubernetesSecret) {
 				v.add(kp, "invalid key %q: letters, digits, '-', '_' and '.'", key)
 			}
 			// Not v.ref: a data value is a bare secret name, not {secret: NAME}.
+			// NAME/username is checked by rotatingUsernames.
+			secret = strings.TrimSuffix(secret, UsernameSuffix)
 			if v.required(kp, secret) {
 				if _, ok := v.refs[secret]; !ok {
 					v.refs[secret] = kp
