@@ -30,6 +30,9 @@ func (c *Config) SecretRefs(include func(target string) bool, withKubernetes boo
 	for i, r := range c.Redis {
 		if include("redis/" + r.Name) {
 			add(fmt.Sprintf("redis[%d].password", i), r.Password)
+			for j, u := range r.Users {
+				add(fmt.Sprintf("redis[%d].users[%d].password", i, j), &u.Password)
+			}
 		}
 	}
 	for i, m := range c.MinIO {
