@@ -4,11 +4,15 @@
 // creation), and its versioning, lifecycle rules, bucket policy and tags.
 //
 // A setting left out of the config is left alone: versioning (nil),
-// lifecycle (nil; an empty list means no rules), policy (unset; "private"
-// means no policy) and tags (nil; an empty map means no tags). Declared
-// lifecycle rules and tags are exact: undeclared ones are removed from the
-// setting. Region and object lock can only be chosen at creation; a bucket
-// that differs is reported as drift with a remedy, never recreated.
+// lifecycle (nil), policy (unset; "private" means no policy) and tags
+// (nil). Lifecycle rules merge by id and tags by
+// key: rules and tags that are not declared, and the fields of a declared
+// rule that bootstrap does not model (transitions, tag and size filters,
+// ...), are kept, as another tool or an operator may have set them. A
+// bucket's exclusive list names the settings whose undeclared rules or tags
+// are removed instead. Region and object lock can only be chosen at
+// creation; a bucket that differs is reported as drift with a remedy, never
+// recreated.
 //
 // It speaks plain S3 through minio-go; what only MinIO does is marked in
 // comments. It never deletes a bucket or an object, never reads or writes

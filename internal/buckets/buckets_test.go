@@ -16,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
+	"github.com/minio/minio-go/v7/pkg/tags"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/credential"
@@ -430,7 +431,9 @@ func TestHandWrittenPolicy(t *testing.T) {
 }
 
 // TestHandChangesAreRepaired: settings changed by hand are planned as
-// updates that say what differs, and apply puts them back.
+// updates that say what differs, and apply puts them back. A rule or a tag
+// added by hand is not ours to remove: it stays, unless the bucket declares
+// the setting exclusive, when each is its own Delete.
 func TestHandChangesAreRepaired(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -450,23 +453,65 @@ func TestHandChangesAreRepaired(t *testing.T) {
 	if err := e.admin.SetBucketLifecycle(ctx, raw, lc); err != nil {
 		t.Fatal(err)
 	}
+	handTags, _ := tags.NewTags(map[string]string{"app": "health", "owner": "ops"}, false)
+	if err := e.admin.SetBucketTagging(ctx, raw, handTags); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.admin.RemoveBucketTagging(ctx, locked); err != nil {
 		t.Fatal(err)
 	}
 	cs := plan(t, e.target(buckets...))
 	for res, want := range map[string]string{
 		"minio/test/versioning/" + raw: "versioning suspended -> enabled",
-		"minio/test/lifecycle/" + raw:  "rule expire-tmp: expireDays 1 -> 7; add rule old-versions; remove undeclared rule by-hand",
+		"minio/test/lifecycle/" + raw:  "rule expire-tmp: expireDays 1 -> 7; add rule old-versions",
+		"minio/test/tags/" + raw:       "",
 		"minio/test/tags/" + locked:    "+app=health, +retention=legal",
 	} {
-		if c := find(t, cs, res); c.Detail != want && !strings.Contains(c.Detail, want) {
+		if c := find(t, cs, res); c.Detail != want {
 			t.Errorf("%s: %s %q, want %q", res, c.Action, c.Detail, want)
+		}
+	}
+	for _, c := range cs {
+		if c.Action == reconcile.Delete {
+			t.Errorf("not exclusive, yet %s %s (%s)", c.Action, c.Resource, c.Detail)
 		}
 	}
 	apply(t, e.target(buckets...))
 	for _, c := range plan(t, e.target(buckets...)) {
 		if c.Action != reconcile.Noop {
 			t.Errorf("after repair: %s %s (%s)", c.Action, c.Resource, c.Detail)
+		}
+	}
+	if ids := ruleIDsOn(t, e, raw); !slices.Equal(ids, []string{"by-hand", "expire-tmp", "old-versions"}) {
+		t.Errorf("rules after repair = %q, want the hand-made one kept", ids)
+	}
+	if got := tagsOn(t, e, raw); got["owner"] != "ops" || got["app"] != "health" {
+		t.Errorf("tags after repair = %v, want owner=ops kept", got)
+	}
+
+	// Exclusive: the hand-made rule and tag are each a Delete, and go.
+	buckets[0].Exclusive = []string{"lifecycle", "tags"}
+	cs = plan(t, e.target(buckets...))
+	for res, want := range map[string]reconcile.Action{
+		"minio/test/lifecycle/" + raw:              reconcile.Noop,
+		"minio/test/lifecycle/" + raw + "/by-hand": reconcile.Delete,
+		"minio/test/tags/" + raw:                   reconcile.Noop,
+		"minio/test/tags/" + raw + "/owner":        reconcile.Delete,
+	} {
+		if c := find(t, cs, res); c.Action != want || (want == reconcile.Delete && c.Apply == nil) {
+			t.Errorf("exclusive: %s %s (%s), want %s", res, c.Action, c.Detail, want)
+		}
+	}
+	apply(t, e.target(buckets...))
+	if ids := ruleIDsOn(t, e, raw); !slices.Equal(ids, []string{"expire-tmp", "old-versions"}) {
+		t.Errorf("rules after exclusive apply = %q", ids)
+	}
+	if got := tagsOn(t, e, raw); len(got) != 1 || got["app"] != "health" {
+		t.Errorf("tags after exclusive apply = %v", got)
+	}
+	for _, c := range plan(t, e.target(buckets...)) {
+		if c.Action != reconcile.Noop {
+			t.Errorf("after exclusive apply: %s %s (%s)", c.Action, c.Resource, c.Detail)
 		}
 	}
 

@@ -46,7 +46,7 @@ func TestLifecycleDiff(t *testing.T) {
 			want:    []string{"add rule expire-tmp", "add rule old-versions"},
 		},
 		{
-			name: "changed days and prefix, disabled, undeclared rule",
+			name: "changed days and prefix, disabled; an undeclared rule is not compared",
 			current: `<Rule><ID>expire-tmp</ID><Status>Disabled</Status><Filter><Prefix>temp/</Prefix></Filter><Expiration><Days>3</Days></Expiration></Rule>` +
 				`<Rule><ID>old-versions</ID><Status>Enabled</Status><Filter><Prefix></Prefix></Filter><NoncurrentVersionExpiration><NoncurrentDays>30</NoncurrentDays></NoncurrentVersionExpiration></Rule>` +
 				`<Rule><ID>by-hand</ID><Status>Enabled</Status><Filter><Prefix></Prefix></Filter><Expiration><Days>1</Days></Expiration></Rule>`,
@@ -54,15 +54,27 @@ func TestLifecycleDiff(t *testing.T) {
 			abort:   true,
 			want: []string{
 				`rule expire-tmp: status disabled -> enabled, prefix "temp/" -> "tmp/", expireDays 3 -> 7`,
-				"remove undeclared rule by-hand",
 			},
 		},
 		{
-			name:    "unmanaged elements make a rule differ",
+			name:    "unmanaged elements are kept: the prefix in an And filter is seen, a transition is no difference",
 			current: `<Rule><ID>expire-tmp</ID><Status>Enabled</Status><Filter><And><Prefix>tmp/</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></And></Filter><Expiration><Days>7</Days></Expiration><Transition><Days>1</Days><StorageClass>COLD</StorageClass></Transition></Rule>`,
 			desired: design[:1],
 			abort:   true,
-			want:    []string{`rule expire-tmp: prefix "" -> "tmp/", drop transition, tag filter`},
+		},
+		{
+			name:    "a changed rule says what it keeps",
+			current: `<Rule><ID>expire-tmp</ID><Status>Enabled</Status><Filter><And><Prefix>tmp/</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></And></Filter><Expiration><Days>3</Days></Expiration><Transition><Days>1</Days><StorageClass>COLD</StorageClass></Transition></Rule>`,
+			desired: design[:1],
+			abort:   true,
+			want:    []string{`rule expire-tmp: expireDays 3 -> 7, keeps transition, tag filter`},
+		},
+		{
+			name:    "declared days replace an expiration date",
+			current: `<Rule><ID>expire-tmp</ID><Status>Enabled</Status><Filter><Prefix>tmp/</Prefix></Filter><Expiration><Date>2030-01-01T00:00:00Z</Date></Expiration></Rule>`,
+			desired: design[:1],
+			abort:   true,
+			want:    []string{`rule expire-tmp: expireDays unset -> 7, expireDays replaces expiration date`},
 		},
 		{
 			name:    "abort days compared",
@@ -77,10 +89,9 @@ func TestLifecycleDiff(t *testing.T) {
 			desired: []config.LifecycleRule{{ID: "a", ExpireDays: 7, AbortIncompleteUploadDays: 2}},
 		},
 		{
-			name:    "declared empty removes everything",
+			name:    "declared empty compares nothing",
 			current: `<Rule><ID>a</ID><Status>Enabled</Status><Filter><Prefix></Prefix></Filter><Expiration><Days>7</Days></Expiration></Rule>`,
 			desired: []config.LifecycleRule{},
-			want:    []string{"remove undeclared rule a"},
 		},
 	}
 	for _, tt := range tests {
@@ -99,7 +110,9 @@ func TestLifecycleRoundTrip(t *testing.T) {
 		{ID: "expire-tmp", Prefix: "tmp/", ExpireDays: 7},
 		{ID: "old-versions", NoncurrentExpireDays: 30, AbortIncompleteUploadDays: 3},
 	}
-	b, err := xml.Marshal(lifecycleConfig(rules, true))
+	cfg := lifecycle.NewConfiguration()
+	cfg.Rules = mergeLifecycle(nil, rules, nil, true)
+	b, err := xml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,15 +129,20 @@ func TestTagsDiff(t *testing.T) {
 	tests := []struct {
 		have, want map[string]string
 		diff       []string
+		undeclared []string
 	}{
 		{have: map[string]string{"app": "health"}, want: map[string]string{"app": "health"}},
 		{have: map[string]string{}, want: map[string]string{"app": "health"}, diff: []string{"+app=health"}},
-		{have: map[string]string{"app": "x", "owner": "me"}, want: map[string]string{"app": "health"}, diff: []string{"app: x -> health", "-owner"}},
-		{have: map[string]string{"a": "1"}, want: map[string]string{}, diff: []string{"-a"}},
+		{have: nil, want: map[string]string{"app": "health"}, diff: []string{"+app=health"}},
+		{have: map[string]string{"app": "x", "owner": "me"}, want: map[string]string{"app": "health"}, diff: []string{"app: x -> health"}, undeclared: []string{"owner"}},
+		{have: map[string]string{"b": "1", "a": "1"}, want: map[string]string{}, undeclared: []string{"a", "b"}},
 	}
 	for _, tt := range tests {
 		if got := tagsDiff(tt.have, tt.want); !reflect.DeepEqual(got, tt.diff) {
 			t.Errorf("tagsDiff(%v, %v) = %q, want %q", tt.have, tt.want, got, tt.diff)
+		}
+		if got := undeclaredTags(tt.have, tt.want); !reflect.DeepEqual(got, tt.undeclared) {
+			t.Errorf("undeclaredTags(%v, %v) = %q, want %q", tt.have, tt.want, got, tt.undeclared)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
@@ -147,7 +148,7 @@ func (t *Target) read(ctx context.Context, b config.Bucket) (*bucketState, error
 		switch {
 		case err == nil:
 			st.tags = tg.ToMap()
-		case errCode(err) == "NoSuchTagSet" || errCode(err) == "NoSuchTagSetError":
+		case noTags(err):
 			st.tags = map[string]string{}
 		default:
 			return nil, t.readError(ctx, "get tags of bucket "+b.Name, err)
@@ -172,7 +173,7 @@ func (t *Target) bucketChanges(b config.Bucket, st *bucketState) ([]reconcile.Ch
 		changes = append(changes, t.versioningChange(c, b, st))
 	}
 	if b.Lifecycle != nil {
-		changes = append(changes, t.lifecycleChange(c, b, st))
+		changes = append(changes, t.lifecycleChanges(c, b, st)...)
 	}
 	if !b.Policy.IsZero() {
 		ch, err := t.policyChange(c, b, st)
@@ -182,11 +183,11 @@ func (t *Target) bucketChanges(b config.Bucket, st *bucketState) ([]reconcile.Ch
 		changes = append(changes, ch)
 	}
 	if b.Tags != nil {
-		ch, err := t.tagsChange(c, b, st)
+		cs, err := t.tagsChanges(c, b, st)
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, ch)
+		changes = append(changes, cs...)
 	}
 	// A bucket and its settings depend on each other, not on other
 	// buckets: one failing bucket does not hold up the rest.
@@ -196,8 +197,9 @@ func (t *Target) bucketChanges(b config.Bucket, st *bucketState) ([]reconcile.Ch
 	return changes, nil
 }
 
-func (t *Target) resource(kind, bucket string) string {
-	return reconcile.Resource(t.name, kind, bucket)
+// resource names a bucket setting, or with entry one rule or tag of it.
+func (t *Target) resource(kind, bucket string, entry ...string) string {
+	return reconcile.Resource(t.name, append([]string{kind, bucket}, entry...)...)
 }
 
 func onOff(b bool) string {
@@ -337,63 +339,6 @@ func setVersioning(ctx context.Context, c *minio.Client, bucket string, cfg mini
 	return nil
 }
 
-func (t *Target) lifecycleChange(c *minio.Client, b config.Bucket, st *bucketState) reconcile.Change {
-	ch := reconcile.Change{Resource: t.resource("lifecycle", b.Name), Action: reconcile.Noop}
-	// MinIO-only: MinIO does not implement AbortIncompleteMultipartUpload
-	// (it drops the element and removes stale uploads itself, after the
-	// api stale_uploads_expiry setting). Comparing it would never settle,
-	// and a rule with no other action is refused.
-	abort := !t.isMinIO()
-	if !abort {
-		for _, r := range b.Lifecycle {
-			if r.AbortIncompleteUploadDays == 0 {
-				continue
-			}
-			if r.ExpireDays == 0 && r.NoncurrentExpireDays == 0 {
-				ch.Action = reconcile.Update
-				ch.Detail = "rule " + r.ID + " has only abortIncompleteUploadDays"
-				ch.Drift = "rule " + r.ID + ": abortIncompleteUploadDays is not supported by MinIO, which removes stale multipart uploads itself " +
-					"(mc admin config set ALIAS api stale_uploads_expiry=DURATION); remove the rule or give it expireDays or noncurrentExpireDays"
-				return ch
-			}
-			t.log.Warn("abortIncompleteUploadDays is not supported by MinIO and is ignored; MinIO removes stale uploads itself (api stale_uploads_expiry)",
-				"resource", ch.Resource, "rule", r.ID)
-		}
-	}
-	cfg := lifecycleConfig(b.Lifecycle, abort)
-	apply := func(ctx context.Context) error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("set lifecycle of bucket %s: %w", b.Name, err)
-		}
-		// An empty configuration removes the bucket's lifecycle.
-		if err := c.SetBucketLifecycle(ctx, b.Name, cfg); err != nil {
-			return fmt.Errorf("set lifecycle of bucket %s: %w", b.Name, err)
-		}
-		return nil
-	}
-	if st == nil {
-		if len(b.Lifecycle) == 0 {
-			ch.Detail = "a new bucket has no rules"
-			return ch
-		}
-		ch.Action = reconcile.Create
-		ch.Detail = "set rules " + ruleIDs(b.Lifecycle)
-		ch.Apply = apply
-		return ch
-	}
-	diffs := lifecycleDiff(st.lifecycle, b.Lifecycle, abort)
-	if len(diffs) == 0 {
-		return ch
-	}
-	ch.Action = reconcile.Update
-	if len(st.lifecycle) == 0 {
-		ch.Action = reconcile.Create
-	}
-	ch.Detail = strings.Join(diffs, "; ")
-	ch.Apply = apply
-	return ch
-}
-
 // desiredPolicy returns the document to write (nil: no policy) and how to
 // name it in a Detail.
 func desiredPolicy(b config.Bucket) ([]byte, string, error) {
@@ -457,51 +402,105 @@ func (t *Target) policyChange(c *minio.Client, b config.Bucket, st *bucketState)
 	return ch, nil
 }
 
-func (t *Target) tagsChange(c *minio.Client, b config.Bucket, st *bucketState) (reconcile.Change, error) {
+// Tags merge by key: declared keys are added or set, undeclared ones are
+// kept unless the bucket lists tags as exclusive, when each is removed by a
+// Delete. Like lifecycle rules, S3 writes the tag set whole: the changes
+// share one read-modify-write.
+func (t *Target) tagsChanges(c *minio.Client, b config.Bucket, st *bucketState) ([]reconcile.Change, error) {
 	ch := reconcile.Change{Resource: t.resource("tags", b.Name), Action: reconcile.Noop}
-	var set *tags.Tags
-	if len(b.Tags) > 0 {
-		var err error
-		if set, err = tags.NewTags(b.Tags, false); err != nil {
-			return ch, fmt.Errorf("%s: tags of bucket %s: %w", t.name, b.Name, err)
+	// The config checks lengths; minio-go also refuses some characters,
+	// better said by the plan than by the write.
+	if _, err := tags.NewTags(b.Tags, false); err != nil {
+		return nil, fmt.Errorf("%s: tags of bucket %s: %w", t.name, b.Name, err)
+	}
+	var current map[string]string
+	if st != nil {
+		current = st.tags
+	}
+	var remove []string
+	if exclusive(b, "tags") {
+		remove = undeclaredTags(current, b.Tags)
+	}
+	w := &sharedWrite{write: func(ctx context.Context) error { return writeTags(ctx, c, b.Name, b.Tags, remove) }}
+	diffs := tagsDiff(current, b.Tags)
+	switch {
+	case st == nil && len(b.Tags) == 0:
+		ch.Detail = "a new bucket has no tags"
+	case st == nil:
+		ch.Action, ch.Detail = reconcile.Create, "set "+tagList(b.Tags)
+	case len(diffs) > 0:
+		ch.Action, ch.Detail = reconcile.Update, strings.Join(diffs, ", ")
+		if len(current) == 0 {
+			ch.Action = reconcile.Create
 		}
 	}
-	apply := func(ctx context.Context) error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("set tags of bucket %s: %w", b.Name, err)
-		}
-		var err error
-		if set == nil {
-			err = c.RemoveBucketTagging(ctx, b.Name)
-		} else {
-			err = c.SetBucketTagging(ctx, b.Name, set)
-		}
-		if err != nil {
-			return fmt.Errorf("set tags of bucket %s: %w", b.Name, err)
-		}
+	if ch.Action != reconcile.Noop {
+		ch.Apply = w.apply
+	}
+	changes := []reconcile.Change{ch}
+	for _, k := range remove {
+		changes = append(changes, reconcile.Change{
+			Resource: t.resource("tags", b.Name, k),
+			Action:   reconcile.Delete,
+			Detail:   fmt.Sprintf("remove undeclared tag %s=%s (tags are exclusive)", k, current[k]),
+			Apply:    w.apply,
+		})
+	}
+	return changes, nil
+}
+
+// writeTags reads the bucket's tags again, sets the declared ones, removes
+// those in remove and writes the result if it differs: a tag another tool
+// added since the plan is kept.
+func writeTags(ctx context.Context, c *minio.Client, bucket string, want map[string]string, remove []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set tags of bucket %s: %w", bucket, err)
+	}
+	cur := map[string]string{}
+	tg, err := c.GetBucketTagging(ctx, bucket)
+	switch {
+	case err == nil:
+		cur = tg.ToMap()
+	case noTags(err):
+	default:
+		return fmt.Errorf("read tags of bucket %s: %w", bucket, err)
+	}
+	next := mergeTags(cur, want, remove)
+	if maps.Equal(cur, next) {
 		return nil
 	}
-	if st == nil {
-		if len(b.Tags) == 0 {
-			ch.Detail = "a new bucket has no tags"
-			return ch, nil
+	if len(next) == 0 {
+		// S3 stores no empty tag set: removing the last tag removes the set.
+		err = c.RemoveBucketTagging(ctx, bucket)
+	} else {
+		var set *tags.Tags
+		if set, err = tags.NewTags(next, false); err != nil {
+			return fmt.Errorf("set tags of bucket %s: %w", bucket, err)
 		}
-		ch.Action = reconcile.Create
-		ch.Detail = "set " + tagList(b.Tags)
-		ch.Apply = apply
-		return ch, nil
+		err = c.SetBucketTagging(ctx, bucket, set)
 	}
-	diffs := tagsDiff(st.tags, b.Tags)
-	if len(diffs) == 0 {
-		return ch, nil
+	if err != nil {
+		return fmt.Errorf("set tags of bucket %s: %w", bucket, err)
 	}
-	ch.Action = reconcile.Update
-	if len(st.tags) == 0 {
-		ch.Action = reconcile.Create
+	return nil
+}
+
+func noTags(err error) bool {
+	return errCode(err) == "NoSuchTagSet" || errCode(err) == "NoSuchTagSetError"
+}
+
+// mergeTags returns have with want's keys set and remove's keys removed;
+// have is not modified.
+func mergeTags(have, want map[string]string, remove []string) map[string]string {
+	out := maps.Clone(have)
+	if out == nil {
+		out = map[string]string{}
 	}
-	ch.Detail = strings.Join(diffs, ", ")
-	ch.Apply = apply
-	return ch, nil
+	maps.Copy(out, want)
+	for _, k := range remove {
+		delete(out, k)
+	}
+	return out
 }
 
 func tagList(m map[string]string) string {
@@ -513,8 +512,9 @@ func tagList(m map[string]string) string {
 	return strings.Join(out, ", ")
 }
 
-// tagsDiff compares tag sets exactly: "+k=v" to add, "k: a -> b" to change,
-// "-k" to remove (undeclared).
+// tagsDiff compares the declared tags with the server's: "+k=v" to add,
+// "k: a -> b" to change. Undeclared keys are not compared (undeclaredTags
+// lists them).
 func tagsDiff(have, want map[string]string) []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
@@ -526,12 +526,41 @@ func tagsDiff(have, want map[string]string) []string {
 			out = append(out, fmt.Sprintf("%s: %s -> %s", k, hv, want[k]))
 		}
 	}
-	var extra []string
+	return out
+}
+
+// undeclaredTags lists, sorted, the server's keys that are not declared.
+func undeclaredTags(have, want map[string]string) []string {
+	var out []string
 	for k := range have {
 		if _, ok := want[k]; !ok {
-			extra = append(extra, "-"+k)
+			out = append(out, k)
 		}
 	}
-	sort.Strings(extra)
-	return append(out, extra...)
+	sort.Strings(out)
+	return out
+}
+
+// sharedWrite is the one write behind the changes of one bucket setting:
+// S3 replaces a lifecycle document or a tag set whole, so the first change
+// applied writes the final state and the others find it done. A failed
+// write is not remembered: the engine skips the rest of the bucket, and a
+// retried Apply writes again.
+type sharedWrite struct {
+	mu    sync.Mutex
+	done  bool
+	write func(ctx context.Context) error
+}
+
+func (w *sharedWrite) apply(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil
+	}
+	if err := w.write(ctx); err != nil {
+		return err
+	}
+	w.done = true
+	return nil
 }

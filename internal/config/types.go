@@ -254,6 +254,10 @@ type Bucket struct {
 	Lifecycle  []LifecycleRule   `yaml:"lifecycle" json:"lifecycle,omitempty"`
 	Policy     BucketPolicy      `yaml:"policy" json:"policy,omitempty"`
 	Tags       map[string]string `yaml:"tags" json:"tags,omitempty"`
+	// Exclusive names the settings whose declared entries are the whole
+	// set: undeclared lifecycle rules or tags are removed. Otherwise they
+	// are kept, as another tool or an operator may have added them.
+	Exclusive []string `yaml:"exclusive" json:"exclusive,omitempty" jsonschema:"uniqueItems=true,enum=lifecycle,enum=tags,description=settings whose undeclared entries are removed: lifecycle (rules by id) and tags (by key); by default they are kept"`
 }
 
 // LifecycleRule is one lifecycle rule; at least one action must be set.

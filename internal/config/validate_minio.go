@@ -51,6 +51,29 @@ func (v *validator) bucket(bp string, b Bucket, bs seen) {
 			v.add(join(bp+".tags", k), "tag keys are 1-128 characters and values at most 256")
 		}
 	}
+	v.exclusive(bp, b)
+}
+
+// exclusive checks the settings named exclusive. Each must be declared:
+// removing every undeclared entry of a setting left out of the config would
+// contradict "a setting left out is left alone".
+func (v *validator) exclusive(bp string, b Bucket) {
+	declared := map[string]bool{"lifecycle": b.Lifecycle != nil, "tags": b.Tags != nil}
+	hint := map[string]string{
+		"lifecycle": "lifecycle is not declared: declare the rules to keep (lifecycle: [] removes every rule)",
+		"tags":      "tags are not declared: declare the tags to keep (tags: {} removes every tag)",
+	}
+	es := seen{}
+	for k, s := range b.Exclusive {
+		p := fmt.Sprintf("%s.exclusive[%d]", bp, k)
+		if !v.enum(p, s, "lifecycle", "tags") {
+			continue
+		}
+		v.dup(es, s, p, "exclusive setting")
+		if !declared[s] {
+			v.add(p, "%s", hint[s])
+		}
+	}
 }
 
 func (v *validator) lifecycle(lp string, l LifecycleRule, ls seen) {
