@@ -12,6 +12,7 @@ import (
 
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
+	"github.com/health-data-ai/bootstrap/internal/rotate"
 	"github.com/health-data-ai/bootstrap/internal/secrets"
 	"github.com/health-data-ai/bootstrap/internal/secrets/ocivault"
 	"github.com/health-data-ai/bootstrap/internal/secrets/sink"
@@ -43,17 +44,32 @@ func execute(ctx context.Context, cfg *config.Config, o options, include func(st
 		cfg.SecretRefs(include, o.phase != "services"),
 		cfg.Secrets.Generate.Enabled && o.phase != "services",
 		cfg.Secrets.Generate.Length)
+	rotatingCreds := cfg.Rotating(include)
+	creds.GenerateLogins(firstLogins(rotatingCreds))
 	report.Add(reconcile.Run(ctx, []reconcile.Target{creds}, opts)...)
 	if !report.OK {
 		log.Error("credentials are not all available; Kubernetes Secrets and services were not touched")
 		return report
 	}
 	resolved := creds.Resolved()
+	rotate.Resolve(resolved, rotatingCreds)
 	admins := cfg.AdminSecrets(include)
 	rotating, err := secrets.AddPrevious(ctx, src, resolved, slices.Sorted(maps.Keys(admins)))
 	if err != nil {
 		report.Add(reconcile.Result{Resource: "vault", Action: reconcile.Check, Status: reconcile.Failed, Error: err.Error()})
 		return report
+	}
+	rot, err := newRotation(cfg, o, rotatingCreds, src, resolved, log)
+	if err != nil {
+		report.Add(reconcile.Result{Resource: "rotation", Action: reconcile.Check, Status: reconcile.Failed, Error: err.Error()})
+		return report
+	}
+	if rot != nil {
+		defer rot.close()
+		// Before the services are built: a promoted login is what they
+		// converge on and what the Secrets deliver.
+		rot.start(ctx, report, opts)
+		defer rot.retire(ctx, report, opts)
 	}
 	delivers := o.phase != "services" && cfg.Secrets.Output.Type != "none"
 	newSink := func(s config.Secrets) reconcile.Target {
@@ -175,7 +191,7 @@ func printReport(w io.Writer, o options, r *reconcile.Report) error {
 			return nil
 		}
 		fmt.Fprintf(w, "Plan: %d to create, %d to update, %d to delete; %d unchanged; %d check(s); %d failed.\n", s.Create, s.Update, s.Delete, s.Noop, s.Check, s.Failed)
-	case "apply":
+	case "apply", "rotate":
 		fmt.Fprintf(w, "Apply %s: %d created, %d updated, %d deleted, %d unchanged, %d check(s) ok, %d failed (%d ms).\n",
 			okWord(r.OK), s.Create, s.Update, s.Delete, s.Noop, s.Check, s.Failed, r.DurationMs)
 	case "verify":

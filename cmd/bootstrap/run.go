@@ -36,6 +36,8 @@ commands:
   apply      converge; print what changed
   verify     read-only: desired state holds and every credential works
   serve      sidecar/daemon: apply every --interval, serve /healthz /readyz /metrics on --listen
+  rotate     [CREDENTIAL...] rotate application credentials now (default: every one with rotation:)
+             and wait through the grace until the old identities are disabled
   uninstall  remove what helm uninstall leaves of a release (its hook objects, by label); no config
   version    print the version
 
@@ -62,6 +64,10 @@ type options struct {
 	timeout   time.Duration
 	interval  time.Duration
 	listen    string
+	// force: the secrets of the rotating credentials to rotate now
+	// (rotate's arguments, resolved against the config).
+	force map[string]bool
+	args  []string
 }
 
 // usageError is invalid input: exit 2, nothing touched.
@@ -95,9 +101,10 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, usageError{err.Error()}
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && o.command != "rotate" {
 		return o, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
+	o.args = fs.Args()
 	var bad []string
 	check := func(flag, got string, allowed ...string) {
 		for _, a := range allowed {
@@ -143,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	switch o.command {
-	case "validate", "plan", "apply", "verify", "serve":
+	case "validate", "plan", "apply", "verify", "serve", "rotate":
 	default:
 		fmt.Fprintf(stderr, "error: unknown command %q\n\n%s", o.command, usage)
 		return exitInvalid
@@ -163,6 +170,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.command == "serve" {
 		return serve(ctx, o, cfg, log, stderr)
+	}
+	if o.command == "rotate" {
+		if o.force, err = chosen(cfg, include, o.args); err != nil {
+			return invalid(stdout, stderr, o, err)
+		}
+		return rotateNow(ctx, o, cfg, include, log, stdout, stderr)
 	}
 
 	if o.timeout > 0 {

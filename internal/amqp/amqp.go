@@ -290,24 +290,28 @@ func isAMQPCode(err error, code int) bool {
 }
 
 // Verify logs in over AMQP as each declared user to each vhost it has
-// permissions on.
+// permissions on; for a rotating user, as the identity that holds the
+// current password (the one applications are given).
 func (t *Target) Verify(ctx context.Context) ([]reconcile.Change, error) {
 	var out []reconcile.Change
 	for _, u := range t.cfg.Users {
+		name, pass, err := holder(t.creds, u)
+		if err != nil {
+			name = u.Name // the check reports the error
+		}
 		for _, p := range u.Permissions {
-			u, vhost := u, p.VHost
+			vhost := p.VHost
 			out = append(out, reconcile.Change{
-				Resource: reconcile.Resource(t.name, "login", u.Name, vhost),
+				Resource: reconcile.Resource(t.name, "login", name, vhost),
 				Action:   reconcile.Check,
-				Detail:   fmt.Sprintf("log in over AMQP as %s to vhost %s", u.Name, vhost),
+				Detail:   fmt.Sprintf("log in over AMQP as %s to vhost %s", name, vhost),
 				Apply: func(ctx context.Context) error {
-					pass, err := t.creds.Get(u.Password.Secret)
 					if err != nil {
-						return fmt.Errorf("log in as %s to vhost %s: password: %w", u.Name, vhost, err)
+						return fmt.Errorf("log in as %s to vhost %s: %w", name, vhost, err)
 					}
-					c, err := t.dial(ctx, vhost, u.Name, pass)
+					c, err := t.dial(ctx, vhost, name, pass)
 					if err != nil {
-						return fmt.Errorf("log in as %s to vhost %s: %w", u.Name, vhost, redactErr(err, pass))
+						return fmt.Errorf("log in as %s to vhost %s: %w", name, vhost, redactErr(err, pass))
 					}
 					return c.Close()
 				},

@@ -21,21 +21,31 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	for _, v := range t.cfg.VHosts {
 		out = append(out, t.planVHost(s, v))
 	}
-	for _, u := range t.cfg.Users {
-		c, err := t.planUser(s, u)
+	// A declared user is one broker user, or two (three) when it rotates
+	// (users.go); each gets the declared tags and permissions.
+	logins := make([][]login, len(t.cfg.Users))
+	for i, u := range t.cfg.Users {
+		ls, err := t.logins(s, u)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, c)
-	}
-	for _, u := range t.cfg.Users {
-		for _, p := range u.Permissions {
-			out = append(out, t.planPermission(s, u.Name, p))
+		logins[i] = ls
+		for _, l := range ls {
+			out = append(out, t.planLogin(s, u, l))
 		}
 	}
-	for _, u := range t.cfg.Users {
-		for _, p := range u.TopicPermissions {
-			out = append(out, t.planTopicPermission(s, u.Name, p))
+	for i, u := range t.cfg.Users {
+		for _, l := range logins[i] {
+			for _, p := range u.Permissions {
+				out = append(out, t.planPermission(s, l.name, p))
+			}
+		}
+	}
+	for i, u := range t.cfg.Users {
+		for _, l := range logins[i] {
+			for _, p := range u.TopicPermissions {
+				out = append(out, t.planTopicPermission(s, l.name, p))
+			}
 		}
 	}
 	for _, p := range t.cfg.Policies {

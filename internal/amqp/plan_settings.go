@@ -2,7 +2,8 @@ package amqp
 
 // Vhosts, users, permissions, topic permissions and policies live only in
 // the management API, which sets each whole with one PUT: creating and
-// updating are the same request, so these planners go through upsert.
+// updating are the same request, so these planners (and the users' in
+// users.go) go through upsert.
 
 import (
 	"context"
@@ -139,57 +140,6 @@ func (t *Target) putVHost(ctx context.Context, name string, body vhostBody) erro
 	return nil
 }
 
-// --- users ---
-
-type userBody struct {
-	PasswordHash     string `json:"password_hash"`
-	HashingAlgorithm string `json:"hashing_algorithm"`
-	Tags             string `json:"tags"`
-}
-
-func (t *Target) planUser(s *state, u config.RMQUser) (reconcile.Change, error) {
-	resource := reconcile.Resource(t.name, "user", u.Name)
-	pass, err := t.creds.Get(u.Password.Secret)
-	if err != nil {
-		return reconcile.Change{Resource: resource}, fmt.Errorf("%s: user %s: password: %w", t.name, u.Name, err)
-	}
-	want := cleanTags(u.Tags)
-	cur, exists := s.users[u.Name]
-	var diffs []string
-	// A stored hash that verifies is kept as it is: the password counts as
-	// changed only when it does not verify, so runs do not rotate salts.
-	hash, algo := cur.PasswordHash, cur.HashingAlgorithm
-	passwordOK := exists && verifyPassword(cur.PasswordHash, cur.HashingAlgorithm, pass.Reveal())
-	if !passwordOK {
-		hash, algo = "", hashAlgorithm
-		if exists {
-			diffs = append(diffs, "password changed")
-		}
-	}
-	if exists {
-		if have := tagList(cur.Tags); !slices.Equal(have, want) {
-			diffs = append(diffs, fmt.Sprintf("tags %s -> %s", showTags(have), showTags(want)))
-		}
-	}
-	return upsert(resource, exists, "tags "+showTags(want), diffs, func(ctx context.Context) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		h, a := hash, algo
-		if h == "" {
-			var err error
-			if h, err = hashPassword(pass.Reveal()); err != nil {
-				return fmt.Errorf("hash password of user %s: %w", u.Name, err)
-			}
-		}
-		body := userBody{PasswordHash: h, HashingAlgorithm: a, Tags: strings.Join(want, ",")}
-		if err := t.api.do(ctx, "PUT", path("users", u.Name), body, nil); err != nil {
-			return fmt.Errorf("put user %s: %w", u.Name, err)
-		}
-		return nil
-	}), nil
-}
-
 // --- permissions ---
 
 func (t *Target) planPermission(s *state, user string, p config.RMQPermission) reconcile.Change {
@@ -200,15 +150,17 @@ func (t *Target) planPermission(s *state, user string, p config.RMQPermission) r
 		diffs = appendDiff(diffs, "write", cur.Write, p.Write)
 		diffs = appendDiff(diffs, "read", cur.Read, p.Read)
 	}
-	body := map[string]string{"configure": p.Configure, "write": p.Write, "read": p.Read}
 	return upsert(reconcile.Resource(t.name, "permission", p.VHost, user), exists,
 		fmt.Sprintf("configure %q write %q read %q", p.Configure, p.Write, p.Read), diffs,
-		func(ctx context.Context) error {
-			if err := t.api.do(ctx, "PUT", path("permissions", p.VHost, user), body, nil); err != nil {
-				return fmt.Errorf("put permissions of user %s in vhost %s: %w", user, p.VHost, err)
-			}
-			return nil
-		})
+		func(ctx context.Context) error { return t.putPermission(ctx, user, p) })
+}
+
+func (t *Target) putPermission(ctx context.Context, user string, p config.RMQPermission) error {
+	body := map[string]string{"configure": p.Configure, "write": p.Write, "read": p.Read}
+	if err := t.api.do(ctx, "PUT", path("permissions", p.VHost, user), body, nil); err != nil {
+		return fmt.Errorf("put permissions of user %s in vhost %s: %w", user, p.VHost, err)
+	}
+	return nil
 }
 
 func (t *Target) planTopicPermission(s *state, user string, p config.RMQTopicPermission) reconcile.Change {
@@ -218,15 +170,17 @@ func (t *Target) planTopicPermission(s *state, user string, p config.RMQTopicPer
 		diffs = appendDiff(diffs, "write", cur.Write, p.Write)
 		diffs = appendDiff(diffs, "read", cur.Read, p.Read)
 	}
-	body := map[string]string{"exchange": p.Exchange, "write": p.Write, "read": p.Read}
 	return upsert(reconcile.Resource(t.name, "topic-permission", p.VHost, user, p.Exchange), exists,
 		fmt.Sprintf("write %q read %q", p.Write, p.Read), diffs,
-		func(ctx context.Context) error {
-			if err := t.api.do(ctx, "PUT", path("topic-permissions", p.VHost, user), body, nil); err != nil {
-				return fmt.Errorf("put topic permissions of user %s in vhost %s on exchange %s: %w", user, p.VHost, p.Exchange, err)
-			}
-			return nil
-		})
+		func(ctx context.Context) error { return t.putTopicPermission(ctx, user, p) })
+}
+
+func (t *Target) putTopicPermission(ctx context.Context, user string, p config.RMQTopicPermission) error {
+	body := map[string]string{"exchange": p.Exchange, "write": p.Write, "read": p.Read}
+	if err := t.api.do(ctx, "PUT", path("topic-permissions", p.VHost, user), body, nil); err != nil {
+		return fmt.Errorf("put topic permissions of user %s in vhost %s on exchange %s: %w", user, p.VHost, p.Exchange, err)
+	}
+	return nil
 }
 
 // --- policies ---

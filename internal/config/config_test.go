@@ -207,3 +207,93 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// redisUsersDoc is a valid Redis instance connecting as admin "boot" with
+// the given users block (YAML flow list items, one per line).
+func redisUsersDoc(users ...string) string {
+	doc := "version: 1\nsecrets: {source: {type: file, file: {dir: /run/secrets}}}\nredis:\n  - name: r\n    address: 'h:6379'\n    username: boot\n    password: {secret: redis-admin}\n    users:\n"
+	for _, u := range users {
+		doc += "      - " + u + "\n"
+	}
+	return doc
+}
+
+// TestRedisUsers checks each mistake in a Redis ACL user, reported at its
+// path, and that a valid declaration loads with its secret referenced.
+func TestRedisUsers(t *testing.T) {
+	ok := redisUsersDoc(
+		`{name: "health.api:v1", password: {secret: redis-app}, rules: ["~health:*", "+@all", "-@dangerous", "&chan:*", "on"], rotation: {every: 720h, grace: 10m}}`,
+		`{name: reader_2, password: {secret: redis-reader}}`,
+	)
+	c, err := Load([]byte(ok), noEnv)
+	if err != nil {
+		t.Fatalf("valid users: %v", err)
+	}
+	if u := c.Redis[0].Users[0]; u.Rotation == nil || len(u.Rules) != 5 {
+		t.Errorf("user not decoded: %+v", u)
+	}
+	refs := c.SecretRefs(func(string) bool { return true }, false)
+	if refs["redis-app"] != "redis[0].users[0].password" || refs["redis-reader"] != "redis[0].users[1].password" {
+		t.Errorf("users' secrets not referenced: %v", refs)
+	}
+	if rs := c.Rotating(func(string) bool { return true }); len(rs) != 1 || rs[0].Kind != "redis" || rs[0].Identities() != [2]string{"health.api:v1", "health.api:v1"} {
+		t.Errorf("rotating: %+v", rs)
+	}
+
+	const pw = "{secret: s}"
+	for _, tc := range []struct {
+		name  string
+		users []string
+		want  string
+	}{
+		{"name required", []string{`{password: ` + pw + `}`}, "redis[0].users[0].name: is required"},
+		{"name syntax", []string{`{name: "a b", password: ` + pw + `}`}, `redis[0].users[0].name: invalid name "a b"`},
+		{"name with a slash", []string{`{name: "a/b", password: ` + pw + `}`}, `redis[0].users[0].name: invalid name "a/b"`},
+		{"default user", []string{`{name: default, password: ` + pw + `}`}, `redis[0].users[0].name: "default" is the user of clients that send no name`},
+		{"admin user", []string{`{name: boot, password: ` + pw + `}`}, `redis[0].users[0].name: "boot" is the user bootstrap connects as`},
+		{"duplicate", []string{`{name: app, password: {secret: s1}}`, `{name: app, password: {secret: s2}}`}, `redis[0].users[1].name: duplicate user "app" (first at redis[0].users[0].name)`},
+		{"password required", []string{`{name: app}`}, "redis[0].users[0].password: is required: {secret: NAME}"},
+		{"password inline", []string{`{name: app, password: hunter2}`}, "redis[0].users[0].password: credentials are never written inline"},
+		{"empty rule", []string{`{name: app, password: ` + pw + `, rules: ["+@all", ""]}`}, "redis[0].users[0].rules[1]: is empty"},
+		{"whitespace", []string{`{name: app, password: ` + pw + `, rules: ["~a:* +@all"]}`}, "redis[0].users[0].rules[0]: holds whitespace: give each ACL rule as its own list item"},
+		{"selector", []string{`{name: app, password: ` + pw + `, rules: ["(~a:* +get)"]}`}, "redis[0].users[0].rules[0]: holds whitespace: selectors"},
+		{"add password", []string{`{name: app, password: ` + pw + `, rules: [">hunter2"]}`}, `redis[0].users[0].rules[0]: a rule starting with ">" sets or removes a password`},
+		{"remove password", []string{`{name: app, password: ` + pw + `, rules: ["+@all", "<hunter2"]}`}, `redis[0].users[0].rules[1]: a rule starting with "<"`},
+		{"hashed password", []string{`{name: app, password: ` + pw + `, rules: ["#abc"]}`}, `redis[0].users[0].rules[0]: a rule starting with "#"`},
+		{"remove hash", []string{`{name: app, password: ` + pw + `, rules: ["!abc"]}`}, `redis[0].users[0].rules[0]: a rule starting with "!"`},
+		{"password rule with a space", []string{`{name: app, password: ` + pw + `, rules: ["> hunter2"]}`}, `redis[0].users[0].rules[0]: a rule starting with ">"`},
+		{"nopass", []string{`{name: app, password: ` + pw + `, rules: [nopass]}`}, `redis[0].users[0].rules[0]: rule "nopass" changes the user's passwords`},
+		{"resetpass", []string{`{name: app, password: ` + pw + `, rules: [ResetPass]}`}, `redis[0].users[0].rules[0]: rule "ResetPass" changes the user's passwords`},
+		{"reset", []string{`{name: app, password: ` + pw + `, rules: [reset]}`}, `redis[0].users[0].rules[0]: rule "reset" changes the user's passwords`},
+		{"off", []string{`{name: app, password: ` + pw + `, rules: [off]}`}, `redis[0].users[0].rules[0]: rule "off" disables the user`},
+		{"rotation every", []string{`{name: app, password: ` + pw + `, rotation: {every: -1h}}`}, "redis[0].users[0].rotation.every: want a positive duration"},
+		{"rotation grace", []string{`{name: app, password: ` + pw + `, rotation: {every: 1h, grace: 2h}}`}, "redis[0].users[0].rotation.grace: must be shorter than every"},
+		{"rotation secret shared", []string{`{name: a, password: ` + pw + `, rotation: {}}`, `{name: b, password: ` + pw + `, rotation: {}}`}, `redis[0].users[1].password: secret "s" rotates with redis[0].users[0] already`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load([]byte(redisUsersDoc(tc.users...)), noEnv)
+			if err == nil {
+				t.Fatalf("no error; want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error:\n%v\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("a password was echoed:\n%v", err)
+			}
+		})
+	}
+}
+
+// TestRedisUsersDefaultAdmin: with no username the instance connects as
+// "default", which no declared user may be.
+func TestRedisUsersDefaultAdmin(t *testing.T) {
+	doc := "version: 1\nredis:\n  - name: r\n    address: 'h:6379'\n    users: [{name: default, password: {secret: s}}, {name: app, password: {secret: s2}}]\n"
+	_, err := Load([]byte(doc), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `redis[0].users[0].name: "default"`) {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), "users[1]") {
+		t.Errorf("a valid user is reported: %v", err)
+	}
+}

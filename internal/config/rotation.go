@@ -99,11 +99,17 @@ func (v *validator) rotation(path string, r *Rotation) {
 func (v *validator) rotations() {
 	bySecret := map[string]string{}
 	for _, r := range v.c.Rotating(func(string) bool { return true }) {
+		if v.c.Secrets.Source.Type == "env" && len(bySecret) == 0 {
+			v.add(r.Path+".rotation", "the env source cannot keep a rotating credential's staged and previous values; use the file or ocivault source")
+		}
 		if first, ok := bySecret[r.Secret]; ok {
 			v.add(r.Path+".password", "secret %q rotates with %s already: a rotating credential needs a secret of its own", r.Secret, first)
 			continue
 		}
 		bySecret[r.Secret] = r.Path
+		if r.Kind == "rabbitmq" {
+			v.rmqIdentityClash(r)
+		}
 	}
 	v.rotatingUsernames(bySecret)
 }
@@ -120,6 +126,21 @@ func (v *validator) rotatingUsernames(bySecret map[string]string) {
 			if _, rotates := bySecret[name]; !rotates {
 				v.add(join(fmt.Sprintf("secrets.kubernetesSecrets[%d].data", i), key),
 					"%q: only a rotating credential (one with rotation:) has a username to deliver; %q has none", val, name)
+			}
+		}
+	}
+}
+
+// rmqIdentityClash: a rotating user's two users must not be declared
+// users of their own (PostgreSQL's check is in pgRole).
+func (v *validator) rmqIdentityClash(r Rotating) {
+	for _, rb := range v.c.RabbitMQ {
+		if rb.Target() != r.Target {
+			continue
+		}
+		for _, u := range rb.Users {
+			if id := r.Identities(); u.Name == id[0] || u.Name == id[1] {
+				v.add(r.Path+".rotation", "its user %q is declared as a user of its own", u.Name)
 			}
 		}
 	}

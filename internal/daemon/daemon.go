@@ -64,6 +64,8 @@ type metrics struct {
 	drift       prometheus.Gauge
 	lastSuccess prometheus.Gauge
 	targetUp    *prometheus.GaugeVec
+	credAge     *prometheus.GaugeVec
+	rotations   *prometheus.CounterVec
 }
 
 func (d *Daemon) init() {
@@ -97,8 +99,14 @@ func (d *Daemon) init() {
 		targetUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bootstrap_target_up", Help: "1 when the target was reached and planned in the last run.",
 		}, []string{"target"}),
+		credAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bootstrap_credential_age_seconds", Help: "Seconds since each rotating credential's current value was promoted.",
+		}, []string{"credential"}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrap_rotations_total", Help: "Rotations of application credentials by result (ok, failed).",
+		}, []string{"result"}),
 	}
-	d.reg.MustRegister(d.m.reloads, d.m.reconciles, d.m.duration, d.m.changes, d.m.drift, d.m.lastSuccess, d.m.targetUp,
+	d.reg.MustRegister(d.m.reloads, d.m.reconciles, d.m.duration, d.m.changes, d.m.drift, d.m.lastSuccess, d.m.targetUp, d.m.credAge, d.m.rotations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
@@ -215,9 +223,19 @@ func (d *Daemon) Record(rep *reconcile.Report, took time.Duration) {
 	d.m.duration.Observe(took.Seconds())
 	failed := 0
 	up := map[string]float64{}
+	for cred, age := range rep.CredentialAgeSeconds {
+		d.m.credAge.WithLabelValues(cred).Set(age)
+	}
 	for _, c := range rep.Changes {
 		kind, _, _ := strings.Cut(c.Resource, "/")
 		d.m.changes.WithLabelValues(kind, string(c.Action), string(c.Status)).Inc()
+		if rotation(c) {
+			if c.Status == reconcile.Failed {
+				d.m.rotations.WithLabelValues("failed").Inc()
+			} else {
+				d.m.rotations.WithLabelValues("ok").Inc()
+			}
+		}
 		if c.Status == reconcile.Failed {
 			failed++
 		}
@@ -257,10 +275,18 @@ func (d *Daemon) Record(rep *reconcile.Report, took time.Duration) {
 		"failed", rep.Summary.Failed, "took", took.Round(time.Millisecond).String())
 }
 
-// targetOf is KIND/INSTANCE of a resource (vault resources are one target).
+// rotation reports whether c is a credential rotation this run took (the
+// start stage's rotation/KIND/INSTANCE/NAME, set and promoted or failed).
+func rotation(c reconcile.Result) bool {
+	return strings.HasPrefix(c.Resource, "rotation/") && !strings.HasSuffix(c.Resource, "/old") &&
+		c.Action == reconcile.Update && (c.Status == reconcile.Applied || c.Status == reconcile.Failed)
+}
+
+// targetOf is KIND/INSTANCE of a resource (vault and rotation resources
+// are one target each).
 func targetOf(resource string) string {
 	parts := strings.SplitN(resource, "/", 3)
-	if parts[0] == "vault" || len(parts) < 2 {
+	if parts[0] == "vault" || parts[0] == "rotation" || len(parts) < 2 {
 		return parts[0]
 	}
 	return parts[0] + "/" + parts[1]

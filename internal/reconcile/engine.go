@@ -61,6 +61,9 @@ type Report struct {
 	DurationMs int64    `json:"durationMs"`
 	Changes    []Result `json:"changes"`
 	Summary    Summary  `json:"summary"`
+	// CredentialAgeSeconds maps each rotating credential to the time since
+	// its current value was promoted.
+	CredentialAgeSeconds map[string]float64 `json:"credentialAgeSeconds,omitempty"`
 }
 
 // Add appends results and recounts.

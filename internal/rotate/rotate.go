@@ -26,6 +26,9 @@ type Server interface {
 	// Sessions describes username's live sessions, one line each (client
 	// address, application), for the report; nil when there are none.
 	Sessions(ctx context.Context, username string) ([]string, error)
+	// Active reports whether username still logs in with password (the
+	// old identity not yet retired), without logging in.
+	Active(ctx context.Context, username string, password credential.Credential) (bool, error)
 	// Retire stops username logging in with password; its live sessions
 	// go on. PostgreSQL: NOLOGIN, PASSWORD NULL; RabbitMQ: the password
 	// removed; Redis: that password removed from the user. Idempotent.

@@ -22,6 +22,9 @@ type Credentials struct {
 	names    map[string]string
 	generate bool
 	length   int
+	// logins maps each rotating credential to the username its first
+	// value belongs to: generated, it is stored as a credential.Login.
+	logins map[string]string
 
 	mu       sync.Mutex
 	resolved credential.Resolved
@@ -35,6 +38,11 @@ var _ reconcile.Target = (*Credentials)(nil)
 func NewCredentials(src Source, names map[string]string, generate bool, length int) *Credentials {
 	return &Credentials{src: src, names: names, generate: generate, length: length, resolved: credential.Resolved{}}
 }
+
+// GenerateLogins makes a generated value of each named secret a
+// credential.Login of that username (secret -> username): a rotating
+// credential's value holds the login it belongs to.
+func (c *Credentials) GenerateLogins(logins map[string]string) { c.logins = logins }
 
 // Name is the target name in logs; its resources are vault/NAME.
 func (c *Credentials) Name() string { return "vault" }
@@ -131,6 +139,9 @@ func (c *Credentials) Plan(ctx context.Context) ([]reconcile.Change, error) {
 		gen, err := Generate(c.length)
 		if err != nil {
 			return nil, err
+		}
+		if u, ok := c.logins[n]; ok {
+			gen = credential.Login{Username: u, Password: gen}.Encode()
 		}
 		c.set(n, gen)
 		changes = append(changes, reconcile.Change{

@@ -12,9 +12,11 @@ import (
 
 // Plan reads the server (two queries for all roles and databases, one
 // round trip more per database that declares extensions, schemas, grants
-// or migrations) and returns roles, memberships, databases, PUBLIC connect
-// revocations, extensions, schemas, grants and migrations, in that order.
-// It never writes.
+// or migrations, or where a rotating role's logins need default
+// privileges) and returns roles, memberships, the logins' role settings,
+// databases, PUBLIC connect revocations, extensions, schemas, the logins'
+// default privileges, grants and migrations, in that order. It never
+// writes.
 func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.name, err)
@@ -23,8 +25,12 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.name, err)
 	}
+	rots, err := t.rotatingRoles()
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", t.name, err)
+	}
 	// Secrets first: a missing one fails the plan before it connects.
-	passwords, err := t.passwords()
+	passwords, err := t.passwords(rots)
 	if err != nil {
 		return nil, err
 	}
@@ -36,14 +42,14 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 		return nil, fmt.Errorf("plan %s: %w", t.name, err)
 	}
 	grants = forServer(grants, serverMajor(conn))
-	st, owners, err := t.readLocked(ctx, grants)
+	st, owners, err := t.readLocked(ctx, grants, t.loginsByDatabase(rots, grants))
 	if err != nil {
 		return nil, err
 	}
 	if err := t.loadMigratorsLocked(owners); err != nil {
 		return nil, err
 	}
-	pwPlans, err := planPasswords(ctx, t.cfg.Roles, st.roles, passwords)
+	pwPlans, err := planPasswords(ctx, st.roles, passwords)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.name, err)
 	}
@@ -51,12 +57,14 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	// The admin's new password first: every later change may open a
 	// session, which should log in with it.
 	changes := t.planAdminPassword()
-	changes = append(changes, t.planRoles(st, pwPlans)...)
-	changes = append(changes, t.planMemberships(st)...)
+	changes = append(changes, t.planRoles(st, rots, pwPlans)...)
+	changes = append(changes, t.planMemberships(st, rots)...)
+	changes = append(changes, t.planRoleSettings(st, rots)...)
 	changes = append(changes, t.planDatabases(st, owners)...)
 	changes = append(changes, t.planPublicConnects(st, owners, grants)...)
 	changes = append(changes, t.planExtensions(st)...)
 	changes = append(changes, t.planSchemas(st)...)
+	changes = append(changes, t.planAllLoginDefaults(st, rots, grants)...)
 	for i, g := range grants {
 		changes = append(changes, t.planGrant(i, g, owners[g.Database], st))
 	}
@@ -64,8 +72,9 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	return changes, nil
 }
 
-// passwords resolves the secret of every role that declares one.
-func (t *Target) passwords() (map[string]credential.Credential, error) {
+// passwords resolves the secret of every role that declares one, by the
+// login that holds it: the role, or for a rotating role its current login.
+func (t *Target) passwords(rots map[string]rotatingRole) (map[string]credential.Credential, error) {
 	out := map[string]credential.Credential{}
 	for _, r := range t.cfg.Roles {
 		if r.Password == nil || r.Password.Secret == "" {
@@ -75,15 +84,20 @@ func (t *Target) passwords() (map[string]credential.Credential, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: password: %w", t.res("role", r.Name), err)
 		}
-		out[r.Name] = pw
+		login := r.Name
+		if rr, ok := rots[r.Name]; ok {
+			login = rr.current
+		}
+		out[login] = pw
 	}
 	return out, nil
 }
 
 // readLocked reads every role and database the config mentions, then the
-// contents of those that declare something inside, and returns them with
-// the owner of each mentioned database. t.mu must be held.
-func (t *Target) readLocked(ctx context.Context, grants []grantSpec) (*state, map[string]string, error) {
+// contents of those that declare something inside or where logins (by
+// database) need default privileges, and returns them with the owner of
+// each mentioned database. t.mu must be held.
+func (t *Target) readLocked(ctx context.Context, grants []grantSpec, logins map[string][]loginOf) (*state, map[string]string, error) {
 	roleNames, dbNames := mentioned(t.cfg, grants)
 	conn, err := t.adminConnLocked(ctx)
 	if err != nil {
@@ -95,7 +109,7 @@ func (t *Target) readLocked(ctx context.Context, grants []grantSpec) (*state, ma
 	}
 	declared := declaredDatabases(t.cfg)
 	owners := t.owners(declared, st, dbNames)
-	if err := t.readDetailsLocked(ctx, st, dbNames, declared, owners, grants); err != nil {
+	if err := t.readDetailsLocked(ctx, st, dbNames, declared, owners, grants, logins); err != nil {
 		return nil, nil, err
 	}
 	return st, owners, nil

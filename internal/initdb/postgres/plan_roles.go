@@ -5,7 +5,9 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,26 +27,24 @@ type passwordPlan struct {
 	verifier *credential.Credential
 }
 
-// planPasswords checks every desired password against the stored value
-// and computes verifiers for those to set. Each costs a 4096-round PBKDF2,
-// so they run in parallel.
-func planPasswords(ctx context.Context, roles []config.PGRole, cur map[string]*roleState, pws map[string]credential.Credential) (map[string]passwordPlan, error) {
-	out := make(map[string]passwordPlan, len(roles))
+// planPasswords checks every desired password (pws, by the login that
+// holds it) against the stored value and computes verifiers for those to
+// set. Each costs a 4096-round PBKDF2, so they run in parallel.
+func planPasswords(ctx context.Context, cur map[string]*roleState, pws map[string]credential.Credential) (map[string]passwordPlan, error) {
+	out := make(map[string]passwordPlan, len(pws))
 	var mu sync.Mutex
 	var firstErr error
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
-	for _, r := range roles {
-		pw, ok := pws[r.Name]
-		if !ok {
-			continue
-		}
+	// In sorted order, so that the first error is the same from run to run.
+	for _, name := range slices.Sorted(maps.Keys(pws)) {
+		pw := pws[name]
 		if ctx.Err() != nil {
 			break
 		}
 		var stored *string
 		exists := false
-		if s := cur[r.Name]; s != nil {
+		if s := cur[name]; s != nil {
 			stored, exists = s.password, true
 		}
 		wg.Add(1)
@@ -69,7 +69,7 @@ func planPasswords(ctx context.Context, roles []config.PGRole, cur map[string]*r
 				firstErr = fmt.Errorf("role %s: %w", name, err)
 			}
 			out[name] = p
-		}(r.Name)
+		}(name)
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -77,6 +77,17 @@ func planPasswords(ctx context.Context, roles []config.PGRole, cur map[string]*r
 	}
 	return out, firstErr
 }
+
+// passwordMatches reports whether stored, a role's rolpassword, is pw's,
+// as a SCRAM verifier or PostgreSQL's md5 hash.
+func passwordMatches(role string, pw credential.Credential, stored string) bool {
+	d := comparePassword(role, pw, &stored)
+	return d == "" || d == md5Match
+}
+
+// md5Match is comparePassword's difference for a password that is right
+// but stored as md5.
+const md5Match = "password stored as md5 -> SCRAM-SHA-256"
 
 func comparePassword(role string, pw credential.Credential, stored *string) string {
 	if stored == nil {
@@ -87,7 +98,7 @@ func comparePassword(role string, pw credential.Credential, stored *string) stri
 		// A match is still a change: the role moves to SCRAM.
 		sum := md5.Sum([]byte(pw.Reveal() + role))
 		if hex.EncodeToString(sum[:]) == (*stored)[3:] {
-			return "password stored as md5 -> SCRAM-SHA-256"
+			return md5Match
 		}
 		return "password changed"
 	}
@@ -98,9 +109,15 @@ func comparePassword(role string, pw credential.Credential, stored *string) stri
 	return ""
 }
 
-func (t *Target) planRoles(st *state, pws map[string]passwordPlan) []reconcile.Change {
+// planRoles plans every declared role, a rotating one as its group and
+// two logins (rotation.go); pws is by the login that holds the password.
+func (t *Target) planRoles(st *state, rots map[string]rotatingRole, pws map[string]passwordPlan) []reconcile.Change {
 	out := make([]reconcile.Change, 0, len(t.cfg.Roles))
 	for _, r := range t.cfg.Roles {
+		if rr, ok := rots[r.Name]; ok {
+			out = append(out, t.planRotatingRole(rr, st, pws)...)
+			continue
+		}
 		out = append(out, t.planRole(r, st.roles[r.Name], pws[r.Name]))
 	}
 	return out
@@ -160,48 +177,55 @@ func roleOptions(login bool, limit int) string {
 }
 
 // planMemberships only adds: a role's other memberships may be granted by
-// someone else, and the config owns only the ones it names. A membership
-// the config names lets the member use the group's privileges and SET ROLE
-// to it, as every membership did before PostgreSQL 16: from 16 one that
-// lacks INHERIT or SET is an update (inheriting as the member's rolinherit
-// says, which is true for every role bootstrap creates).
-func (t *Target) planMemberships(st *state) []reconcile.Change {
+// someone else, and the config owns only the ones it names, and, for a
+// rotating role, its logins' memberships in it.
+func (t *Target) planMemberships(st *state, rots map[string]rotatingRole) []reconcile.Change {
 	var out []reconcile.Change
 	for _, r := range t.cfg.Roles {
-		inherit := true
-		s := st.roles[r.Name]
-		if s != nil {
-			inherit = s.inherit
-		}
 		for _, in := range r.InRoles {
-			c := reconcile.Change{Resource: t.res("membership", r.Name, in), Action: reconcile.Noop}
-			var m membership
-			var member bool
-			if s != nil {
-				m, member = s.memberOf[in]
+			out = append(out, t.planMembership(st, r.Name, in))
+		}
+		if rr, ok := rots[r.Name]; ok {
+			for _, id := range rr.ids {
+				out = append(out, t.planMembership(st, id, rr.Name))
 			}
-			var lacks []string
-			if inherit && !m.inherit {
-				lacks = append(lacks, "INHERIT")
-			}
-			if !m.set {
-				lacks = append(lacks, "SET")
-			}
-			switch {
-			case !member:
-				c.Action = reconcile.Create
-				c.Detail = fmt.Sprintf("grant role %s to %s", in, r.Name)
-			case len(lacks) > 0:
-				c.Action = reconcile.Update
-				c.Detail = "missing " + strings.Join(lacks, ", ")
-			}
-			if c.Action != reconcile.Noop {
-				c.Apply = t.applyMembership(r.Name, in, membershipOptions(st.major, inherit))
-			}
-			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// planMembership makes role a member of in that can use in's privileges
+// and SET ROLE to it, as every membership did before PostgreSQL 16: from 16
+// one that lacks INHERIT or SET is an update (inheriting as the member's
+// rolinherit says, which is true for every role bootstrap creates).
+func (t *Target) planMembership(st *state, role, in string) reconcile.Change {
+	c := reconcile.Change{Resource: t.res("membership", role, in), Action: reconcile.Noop}
+	inherit := true
+	var m membership
+	var member bool
+	if s := st.roles[role]; s != nil {
+		inherit = s.inherit
+		m, member = s.memberOf[in]
+	}
+	var lacks []string
+	if inherit && !m.inherit {
+		lacks = append(lacks, "INHERIT")
+	}
+	if !m.set {
+		lacks = append(lacks, "SET")
+	}
+	switch {
+	case !member:
+		c.Action = reconcile.Create
+		c.Detail = fmt.Sprintf("grant role %s to %s", in, role)
+	case len(lacks) > 0:
+		c.Action = reconcile.Update
+		c.Detail = "missing " + strings.Join(lacks, ", ")
+	default:
+		return c
+	}
+	c.Apply = t.applyMembership(role, in, membershipOptions(st.major, inherit))
+	return c
 }
 
 // membershipOptions is the WITH clause GRANT role needs on a server of

@@ -2,7 +2,10 @@
 // it brings one server's roles (login, connection limit, password,
 // memberships), databases (owner, PUBLIC connect), extensions, schemas,
 // grants (including default privileges) and goose SQL migrations to the
-// desired state, and verifies that every login role can log in.
+// desired state, and verifies that every login role can log in. A role with
+// rotation is a group with two logins that take turns (rotation.go); the
+// plan never changes the LOGIN or password of the login not in use, which
+// belong to the rotation, whose PostgreSQL side is Rotator.
 //
 // It owns only what the config names: it never drops or revokes anything it
 // was not asked to (the one revoke is revokePublicConnect), never touches

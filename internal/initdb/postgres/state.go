@@ -22,6 +22,9 @@ type roleState struct {
 	password  *string // rolpassword: a SCRAM verifier, an md5 hash or NULL
 	inherit   bool    // rolinherit: new memberships inherit by default
 	memberOf  map[string]membership
+	// settings are the role's own defaults in every database (ALTER ROLE
+	// ... SET, pg_db_role_setting with setdatabase 0), name -> value.
+	settings map[string]string
 }
 
 // membership is what the role's memberships in one group let it do, over
@@ -48,6 +51,10 @@ type dbDetail struct {
 	schemas    map[string]string // name -> owner
 	grants     map[int]grantState
 	applied    map[int64]bool // goose versions
+	// loginDefaults says, per login of a rotating role, which kinds of
+	// defaultKinds its default privileges here already grant in full to
+	// the group (rotation.go); a login absent has none.
+	loginDefaults map[string]map[string]bool
 }
 
 // grantState is what an existing grant lacks.
@@ -71,8 +78,9 @@ type state struct {
 // inherit_option and set_option, and GRANT role takes WITH INHERIT, SET.
 const membershipOptionsSince = 16
 
-// rolesQuery reads roles and their memberships, each as "IS" + group name,
-// where I and S are t or f: whether any grant of it carries INHERIT, SET.
+// rolesQuery reads roles, their memberships, each as "IS" + group name,
+// where I and S are t or f: whether any grant of it carries INHERIT, SET,
+// and their settings in every database, each as name=value.
 func rolesQuery(major int) string {
 	inherit, set := "true", "true"
 	if major >= membershipOptionsSince {
@@ -82,7 +90,9 @@ func rolesQuery(major int) string {
 SELECT a.rolname::text, a.rolcanlogin, a.rolconnlimit, a.rolpassword, a.rolinherit,
        ARRAY(SELECT left(bool_or(` + inherit + `)::text, 1) || left(bool_or(` + set + `)::text, 1) || g.rolname::text
              FROM pg_auth_members m JOIN pg_authid g ON g.oid = m.roleid
-             WHERE m.member = a.oid GROUP BY g.rolname)
+             WHERE m.member = a.oid GROUP BY g.rolname),
+       ARRAY(SELECT unnest(s.setconfig) FROM pg_db_role_setting s
+             WHERE s.setdatabase = 0 AND s.setrole = a.oid)
 FROM pg_authid a WHERE a.rolname = ANY($1::text[])`
 }
 
@@ -107,7 +117,8 @@ func granteeOID(param string) string {
 
 // mentioned lists every role and database the config names, declared or
 // not: a grant to an existing undeclared role is an update, not a create,
-// and a grant in an undeclared database needs that database's owner.
+// and a grant in an undeclared database needs that database's owner. The
+// logins of a rotating role count as declared.
 func mentioned(cfg config.Postgres, grants []grantSpec) (roles, dbs []string) {
 	roles = make([]string, 0, len(cfg.Roles))
 	addRole := func(n string) {
@@ -117,6 +128,11 @@ func mentioned(cfg config.Postgres, grants []grantSpec) (roles, dbs []string) {
 	}
 	for _, r := range cfg.Roles {
 		addRole(r.Name)
+		if rotates(r) {
+			for _, id := range identities(r.Name) {
+				addRole(id)
+			}
+		}
 	}
 	for _, g := range grants {
 		if g.Role != public {
@@ -171,16 +187,20 @@ func readRoles(ctx context.Context, conn *pgx.Conn, major int, names []string) (
 	out := map[string]*roleState{}
 	for rows.Next() {
 		var name string
-		var groups []string
-		r := &roleState{memberOf: map[string]membership{}}
+		var groups, settings []string
+		r := &roleState{memberOf: map[string]membership{}, settings: map[string]string{}}
 		var limit int32
-		if err := rows.Scan(&name, &r.login, &limit, &r.password, &r.inherit, &groups); err != nil {
+		if err := rows.Scan(&name, &r.login, &limit, &r.password, &r.inherit, &groups, &settings); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		r.connLimit = int(limit)
 		for _, g := range groups {
 			r.memberOf[g[2:]] = membership{inherit: g[0] == 't', set: g[1] == 't'}
+		}
+		for _, kv := range settings {
+			k, v, _ := strings.Cut(kv, "=")
+			r.settings[k] = v
 		}
 		out[name] = r
 	}
@@ -214,13 +234,14 @@ func readDatabases(ctx context.Context, conn *pgx.Conn, names []string) (map[str
 }
 
 // readDetailsLocked reads the contents of every existing database that
-// declares something inside, one connection and round trip each; the rest
-// cost nothing. t.mu must be held.
-func (t *Target) readDetailsLocked(ctx context.Context, st *state, dbNames []string, declared map[string]*config.PGDatabase, owners map[string]string, grants []grantSpec) error {
+// declares something inside or where a rotating role's logins need default
+// privileges (logins, by database), one connection and round trip each;
+// the rest cost nothing. t.mu must be held.
+func (t *Target) readDetailsLocked(ctx context.Context, st *state, dbNames []string, declared map[string]*config.PGDatabase, owners map[string]string, grants []grantSpec, logins map[string][]loginOf) error {
 	grantsIn := grantsInside(grants)
 	for _, name := range dbNames {
 		d := declared[name]
-		needs := len(grantsIn[name]) > 0 ||
+		needs := len(grantsIn[name]) > 0 || len(logins[name]) > 0 ||
 			(d != nil && (len(d.Extensions) > 0 || len(d.Schemas) > 0 || d.Migrations != ""))
 		if !needs || st.dbs[name] == nil {
 			continue
@@ -229,7 +250,7 @@ func (t *Target) readDetailsLocked(ctx context.Context, st *state, dbNames []str
 		if err != nil {
 			return fmt.Errorf("plan %s: %w", t.res("database", name), err)
 		}
-		det, err := readDetail(ctx, c, d, owners[name], grantsIn[name])
+		det, err := readDetail(ctx, c, d, owners[name], grantsIn[name], logins[name])
 		if err != nil {
 			return fmt.Errorf("plan %s: read database contents: %w", t.res("database", name), wrapCtx(ctx, err))
 		}
@@ -262,11 +283,12 @@ var relKinds = map[string]struct{ kinds, aclType, defType string }{
 	"sequences": {`'{S}'`, "s", "S"},
 }
 
-// readDetail reads one database's extensions, schemas, grant ACLs and
-// goose versions in one round trip (plus one when goose's table exists).
-// owner is the role whose default privileges the grants rely on.
-func readDetail(ctx context.Context, conn *pgx.Conn, db *config.PGDatabase, owner string, grants map[int]grantSpec) (*dbDetail, error) {
-	d := &dbDetail{extensions: map[string]bool{}, schemas: map[string]string{}, grants: map[int]grantState{}, applied: map[int64]bool{}}
+// readDetail reads one database's extensions, schemas, grant ACLs, the
+// default privileges of rotating roles' logins and goose versions in one
+// round trip (plus one when goose's table exists). owner is the role whose
+// default privileges the grants rely on.
+func readDetail(ctx context.Context, conn *pgx.Conn, db *config.PGDatabase, owner string, grants map[int]grantSpec, logins []loginOf) (*dbDetail, error) {
+	d := &dbDetail{extensions: map[string]bool{}, schemas: map[string]string{}, grants: map[int]grantState{}, applied: map[int64]bool{}, loginDefaults: map[string]map[string]bool{}}
 	b := &pgx.Batch{}
 	exts, schemas := detailNames(db, grants)
 	if len(exts) > 0 {
@@ -278,6 +300,9 @@ func readDetail(ctx context.Context, conn *pgx.Conn, db *config.PGDatabase, owne
 	// In index order, so the batch is the same from one run to the next.
 	for _, i := range slices.Sorted(maps.Keys(grants)) {
 		d.queueGrant(b, i, grants[i], owner)
+	}
+	if len(logins) > 0 {
+		d.queueLoginDefaults(b, logins)
 	}
 	hasGoose := false
 	if db != nil && db.Migrations != "" {

@@ -11,7 +11,8 @@ import (
 
 // Verify returns one check per login role with a password: log in with it
 // (to a database the role owns, else one it is granted CONNECT on, else the
-// admin database). It never writes.
+// admin database); for a rotating role, as the login that holds the
+// current password. It never writes.
 func (t *Target) Verify(ctx context.Context) ([]reconcile.Change, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", t.name, err)
@@ -20,23 +21,34 @@ func (t *Target) Verify(ctx context.Context) ([]reconcile.Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", t.name, err)
 	}
+	rots, err := t.rotatingRoles()
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", t.name, err)
+	}
 	var checks []reconcile.Change
 	for _, r := range t.cfg.Roles {
 		if !r.CanLogin() || r.Password == nil || r.Password.Secret == "" {
 			continue
 		}
-		res := t.res("login", r.Name)
+		// A rotating role's password is its current login's.
+		login := r.Name
+		if rr, ok := rots[r.Name]; ok {
+			login = rr.current
+		}
+		res := t.res("login", login)
 		pw, err := t.creds.Get(r.Password.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("verify %s: password: %w", res, err)
 		}
+		// The database is the declared role's: a login reaches it as a
+		// member of the group.
 		db := t.loginDatabase(r.Name, grants)
 		c := reconcile.Change{Resource: res, Action: reconcile.Check, Detail: "log in to database " + db}
 		if r.ConnLimit() == 0 {
 			// A role allowed no connections cannot prove its password.
 			c.Detail = "connectionLimit 0: login not probed"
 		} else {
-			c.Apply = t.checkLogin(r.Name, db, pw)
+			c.Apply = t.checkLogin(login, db, pw)
 		}
 		checks = append(checks, c)
 	}

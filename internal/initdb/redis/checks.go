@@ -28,16 +28,30 @@ const (
 )
 
 // Plan returns the checks, in order: auth, ping, roundtrip, then role and
-// each expected setting when the config sets them. It reads the role and the
-// settings so the plan shows what apply will find; it never writes.
+// each expected setting when the config sets them; then a change per
+// declared ACL user and a login check per user. It reads the role and the
+// settings so the plan shows what apply will find; it writes nothing but
+// the scratch user that normalises ACL rules (acl.go), deleted at once.
 func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
-	return t.checks(ctx)
+	out, err := t.checks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users, err := t.planUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(out, users...), t.loginChecks()...), nil
 }
 
-// Verify returns the same checks as Plan: for a verify-only target the
-// checks are the whole of verification.
+// Verify returns the checks and the users' login checks: the users' state
+// itself is the plan's, which verify requires to be all noop.
 func (t *Target) Verify(ctx context.Context) ([]reconcile.Change, error) {
-	return t.checks(ctx)
+	out, err := t.checks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, t.loginChecks()...), nil
 }
 
 func (t *Target) checks(ctx context.Context) ([]reconcile.Change, error) {

@@ -1,9 +1,13 @@
-// Package redis verifies a Redis instance: it authenticates, pings, round-trips
-// a short-lived key and compares the replication role and the settings the
-// config expects. It is verify-only: it never changes configuration (Bitnami's
-// chart copies its config at start, so CONFIG SET would not survive a restart
-// anyway), never flushes, and never touches a key outside bootstrap:check:*,
-// and those only for at most 30 seconds.
+// Package redis verifies a Redis instance and keeps its ACL users: it
+// authenticates, pings, round-trips a short-lived key, compares the
+// replication role and the settings the config expects, and creates the
+// declared ACL users with their rules and passwords (users.go; and the
+// server side of their rotation, rotator.go). It never changes the
+// server's configuration (Bitnami's chart copies its config at start, so
+// CONFIG SET would not survive a restart anyway) except the admin password
+// it rotates, never touches an ACL user the config does not declare, never
+// flushes, and never touches a key outside bootstrap:check:*, and those
+// only for at most 30 seconds.
 package redis
 
 import (
@@ -38,6 +42,9 @@ type Target struct {
 	pw   credential.Credential
 	// stale: the server takes only the previous password (admin.go).
 	stale bool
+	// normalised caches declared ACL rules as the server normalises
+	// them (acl.go), by rule list.
+	normalised map[string]map[string]string
 }
 
 var (
