@@ -261,4 +261,9 @@ func (w *rotationWorld) rotate(canLogin func(l login) error) {
 		w.bootstrap("apply")
 		check("killed at " + step)
 	}
+	// rotate while the last rotation's old identity is in its grace: it
+	// waits for the grace, retires it, then rotates.
+	w.killAt(`"resource":"secret/health-data/app-creds"`)
+	w.bootstrap("rotate")
+	check("rotate during a grace")
 }

@@ -190,18 +190,38 @@ func rotateNow(ctx context.Context, o options, cfg *config.Config, include func(
 		defer cancel()
 	}
 	o.command = "apply"
-	report := timed(ctx, cfg, o, include, log, stderr)
-	o.force = nil
-	last := report
-	for last.OK && ctx.Err() == nil && len(waiting(last)) > 0 {
-		log.Info("rotation: waiting for old identities to be released", "waiting", waiting(last))
+	// Rotations still to start: one whose previous rotation is in its grace
+	// starts when that grace ends (its old identity is the standby).
+	starts := map[string]string{} // resource -> secret
+	for _, r := range cfg.Rotating(include) {
+		if o.force[r.Secret] {
+			starts[reconcile.Resource("rotation/"+r.Target, r.Name)] = r.Secret
+		}
+	}
+	var report, last *reconcile.Report
+	for {
+		last = timed(ctx, cfg, o, include, log, stderr)
+		if report == nil {
+			report = last
+		} else {
+			report = joinRetires(report, last)
+		}
+		for _, r := range last.Changes {
+			if secret, ok := starts[r.Resource]; ok && r.Status == reconcile.Applied {
+				delete(o.force, secret)
+			}
+		}
+		w := waiting(last)
+		if !last.OK || ctx.Err() != nil || len(o.force) == 0 && len(w) == 0 {
+			break
+		}
+		log.Info("rotation: waiting for old identities to be released", "waiting", w, "toStart", len(o.force))
 		select {
 		case <-ctx.Done():
 		case <-time.After(2 * time.Second):
-			last = timed(ctx, cfg, o, include, log, stderr)
 		}
 	}
-	report = joinRetires(report, last)
+
 	o.command = "rotate"
 	if err := printReport(stdout, o, report); err != nil {
 		log.Error("print report", "error", err)
@@ -217,23 +237,26 @@ func rotateNow(ctx context.Context, o options, cfg *config.Config, include func(
 	return exitOK
 }
 
-// joinRetires is first with its retire-stage results replaced by last's,
-// and last's failures added: what rotate did, start to end.
+// joinRetires adds a later run of rotate to what it did so far: its
+// rotations (a start that waited for a grace, the retires) replace the
+// earlier entries of the same resource, and its failures are added.
 func joinRetires(first, last *reconcile.Report) *reconcile.Report {
-	if first == last {
-		return first
-	}
-	old := func(r reconcile.Result) bool {
-		return strings.HasPrefix(r.Resource, "rotation/") && strings.HasSuffix(r.Resource, "/old")
+	later := map[string]reconcile.Result{}
+	for _, r := range last.Changes {
+		if strings.HasPrefix(r.Resource, "rotation/") && (r.Status != reconcile.OK || r.Detail != "" || strings.HasSuffix(r.Resource, "/old")) {
+			later[r.Resource] = r
+		}
 	}
 	out := &reconcile.Report{Command: first.Command, Changes: []reconcile.Result{}, CredentialAgeSeconds: last.CredentialAgeSeconds}
 	for _, r := range first.Changes {
-		if !old(r) {
-			out.Changes = append(out.Changes, r)
+		if l, ok := later[r.Resource]; ok {
+			r = l
+			delete(later, r.Resource)
 		}
+		out.Changes = append(out.Changes, r)
 	}
 	for _, r := range last.Changes {
-		if old(r) || r.Status == reconcile.Failed {
+		if _, ok := later[r.Resource]; ok || r.Status == reconcile.Failed && !strings.HasPrefix(r.Resource, "rotation/") {
 			out.Changes = append(out.Changes, r)
 		}
 	}
