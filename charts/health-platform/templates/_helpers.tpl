@@ -161,17 +161,24 @@ or would be one of the data services' Secrets, or another entry's.
 {{- $p := $alias | upper | replace "-" "_" -}}
 {{- /* The application role's password, for the application Secret. */ -}}
 {{- $derived := dict -}}
+{{- $rotates := false -}}
 {{- if $spec.secretUserRole -}}
 {{- $found := "" -}}
 {{- range $spec.roles -}}
 {{- if and (eq .name $spec.secretUserRole) .password -}}
 {{- $found = .password.secret -}}
+{{- $rotates = hasKey . "rotation" -}}
 {{- end -}}
 {{- end -}}
 {{- if not $found -}}
 {{- fail (printf "bootstrap.postgres.%s.secretUserRole: no role %q with a password in bootstrap.postgres.%s.roles" $alias $spec.secretUserRole $alias) -}}
 {{- end -}}
 {{- $_ := set $derived "password" $found -}}
+{{- /* A rotating role logs in as NAME_a or NAME_b in turn: the Secret
+carries the login that holds the password now. */ -}}
+{{- if $rotates -}}
+{{- $_ := set $derived "username" (printf "%s/username" $found) -}}
+{{- end -}}
 {{- end -}}
 {{- /* server: the alias whose PostgreSQL holds this entry's roles and
 databases (default: its own). On another entry's server, the admin is that
@@ -224,7 +231,8 @@ against its CA, mounted from its Secret (health-platform.postgres.ca). */ -}}
 {{- $dbs := list -}}
 {{- range $spec.databases }}{{ $dbs = append $dbs .name }}{{ end -}}
 {{- $_ := set $conn (printf "%s_DATABASES" $p) (join "," $dbs) -}}
-{{- if $spec.secretUserRole }}{{ $_ := set $conn (printf "%s_USER" $p) $spec.secretUserRole }}{{ end -}}
+{{- /* A rotating role's login changes: the Secret's username says it. */ -}}
+{{- if and $spec.secretUserRole (not $rotates) }}{{ $_ := set $conn (printf "%s_USER" $p) $spec.secretUserRole }}{{ end -}}
 {{- end -}}
 {{- end -}}
 
