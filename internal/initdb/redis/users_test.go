@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -23,6 +24,9 @@ type userFixture struct {
 	cfg   config.Redis
 	creds credential.Resolved
 	admin *goredis.Client
+	// before: scratch users already on the server (a run killed between
+	// making and deleting one leaves it); not this test's doing.
+	before map[string]bool
 }
 
 var appRules = []string{"~app:*", "+@all", "-@dangerous", "&app:*"}
@@ -31,6 +35,7 @@ func newUserFixture(t *testing.T, instance string) *userFixture {
 	t.Helper()
 	srv := realServer(t, instance)
 	f := &userFixture{srv: srv, cfg: srv.config(0), creds: srv.creds(), admin: srv.admin(t, 0)}
+	f.before = f.probes(t)
 	t.Cleanup(func() {
 		for _, u := range f.cfg.Users {
 			f.admin.Do(context.Background(), "ACL", "DELUSER", u.Name)
@@ -130,17 +135,44 @@ func (f *userFixture) getUser(t *testing.T, name string) aclUser {
 	return u
 }
 
-func (f *userFixture) probeUsers(t *testing.T) []string {
+// probes lists the scratch users on the server now.
+func (f *userFixture) probes(t *testing.T) map[string]bool {
 	t.Helper()
 	users, err := f.admin.ACLUsers(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	out := map[string]bool{}
 	for _, u := range users {
 		if strings.HasPrefix(u, probePrefix) {
-			out = append(out, u)
+			out[u] = true
 		}
+	}
+	return out
+}
+
+// probeUsers lists the scratch users this test left. Other tests (other
+// packages, at the same time) make and delete their own on the same
+// server within milliseconds, so one counts only if it is still there a
+// while later, and those there before the test do not count.
+func (f *userFixture) probeUsers(t *testing.T) []string {
+	t.Helper()
+	seen := f.probes(t)
+	for u := range f.before {
+		delete(seen, u)
+	}
+	for i := 0; i < 20 && len(seen) > 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+		now := f.probes(t)
+		for u := range seen {
+			if !now[u] {
+				delete(seen, u)
+			}
+		}
+	}
+	var out []string
+	for u := range seen {
+		out = append(out, u)
 	}
 	return out
 }
