@@ -3,10 +3,10 @@ package amqp
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/health-data-ai/bootstrap/internal/benchtest"
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
@@ -16,68 +16,57 @@ const benchObjects = 1000
 
 // BenchmarkTopology1000 applies 1,000 exchanges, 1,000 queues and 1,000
 // bindings into an empty vhost (connect + plan + apply, as `bootstrap
-// apply` does) and, in the same iteration, imports the same objects into
-// another empty vhost with one POST /api/definitions, the broker's own bulk
-// path. It reports ours/definitions as x-definitions (target <= 1.5) and
-// the duration of a no-op re-run (connect + plan, nothing to apply; median
-// of three) as noop-s (target <= 0.2).
+// apply` does, in process) and, in the same iteration, imports the same
+// objects into another empty vhost with one POST /api/definitions, the
+// broker's own bulk path. It reports x-definitions = ours/definitions and
+// x-cold = no-op re-run (connect + plan, nothing to apply)/cold, of
+// medians.
 func BenchmarkTopology1000(b *testing.B) {
 	f := newFixture(b)
 	ctx := context.Background()
-	var ours, defs, noop time.Duration
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
+	var ours, defs, noop benchtest.Series
+	for b.Loop() {
 		vo, vd := testenv.Unique("bench-ours"), testenv.Unique("bench-defs")
 		for _, vh := range []string{vo, vd} {
 			f.must(b, "PUT", path("vhosts", vh), map[string]any{})
-			b.Cleanup(func() {
-				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				defer cancel()
-				if err := f.admin.do(cctx, "DELETE", path("vhosts", vh), nil, nil); err != nil {
-					b.Errorf("cleanup vhost %s: %v", vh, err)
-				}
-			})
 		}
 		cfg := f.config()
 		topology(&cfg, vo)
 		body := definitionsOf(topology(&config.RabbitMQ{}, vd))
-		b.StartTimer()
 
 		start := time.Now()
 		applyAll(b, f.target(cfg), ctx, 3*benchObjects)
-		ours += time.Since(start)
+		ours.AddMs(time.Since(start))
 
 		start = time.Now()
 		if err := f.admin.do(ctx, "POST", path("definitions"), body, nil); err != nil {
 			b.Fatalf("POST /api/definitions: %v", err)
 		}
-		defs += time.Since(start)
+		defs.AddMs(time.Since(start))
 
-		// The no-op re-run is short enough for a busy machine to skew one
-		// sample: take the median of three.
-		var runs []time.Duration
-		for range 3 {
-			start = time.Now()
-			applyAll(b, f.target(cfg), ctx, 0)
-			runs = append(runs, time.Since(start))
-		}
-		slices.Sort(runs)
-		noop += runs[1]
+		start = time.Now()
+		applyAll(b, f.target(cfg), ctx, 0)
+		noop.AddMs(time.Since(start))
 
-		b.StopTimer()
 		// Both ways built the same thing.
 		var got definitions
 		f.get(b, path("definitions", vd), &got)
 		if len(got.Exchanges) != benchObjects || len(got.Queues) != benchObjects || len(got.Bindings) != benchObjects {
 			b.Fatalf("definitions import made %d/%d/%d objects", len(got.Exchanges), len(got.Queues), len(got.Bindings))
 		}
-		b.StartTimer()
+		for _, vh := range []string{vo, vd} {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			if err := f.admin.do(cctx, "DELETE", path("vhosts", vh), nil, nil); err != nil {
+				b.Errorf("cleanup vhost %s: %v", vh, err)
+			}
+			cancel()
+		}
 	}
-	n := float64(b.N)
-	b.ReportMetric(ours.Seconds()/n, "ours-s")
-	b.ReportMetric(defs.Seconds()/n, "definitions-s")
-	b.ReportMetric(ours.Seconds()/defs.Seconds(), "x-definitions")
-	b.ReportMetric(noop.Seconds()/n, "noop-s")
+	ours.Report(b, "cold-ms")
+	defs.Report(b, "definitions-ms")
+	noop.Report(b, "noop-ms")
+	benchtest.Ratio(b, "x-definitions", ours, defs)
+	benchtest.Ratio(b, "x-cold", noop, ours)
 }
 
 // topology fills cfg with benchObjects topic exchanges, classic durable
