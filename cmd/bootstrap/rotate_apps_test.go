@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,30 +21,23 @@ import (
 // Redis, three rotations and a fourth killed at each step, with an
 // application that never sees a failure (rotate_zero_test.go).
 func TestRotationZeroFailedConnections(t *testing.T) {
-	t.Run("postgres", func(t *testing.T) {
-		pg := testenv.Postgres(t, "health")
-		role, db := testenv.Unique("rotapp"), testenv.Unique("rotdb")
-		w := newRotationWorld(t, func(secret string) (string, func() app) {
-			return fmt.Sprintf(`postgres:
-  - name: health
-    host: %s
-    port: %d
-    sslmode: disable
-    admin: {password: {secret: pg-admin}}
-    roles:
-      - {name: %s, password: {secret: %s}, rotation: {grace: 3s}}
-    databases:
-      - {name: %s, owner: %s}
-`, pg.Host, pg.Port, role, secret, db, role), func() app { return &pgApp{host: pg.Host, port: pg.Port, db: db} }
-		})
-		w.write("pg-admin", pg.Password)
-		t.Cleanup(func() { dropPG(t, pg, db, role) })
-		w.rotate(func(l login) error { return (&pgApp{host: pg.Host, port: pg.Port, db: db}).fresh(l) })
+	t.Run("postgres", func(t *testing.T) { rotatePostgres(t, false) })
+	// The same with the credentials in OCI Vault (the stand-in): the
+	// staged value is a PENDING version, promoted to CURRENT.
+	t.Run("postgres-ocivault", func(t *testing.T) {
+		w := rotatePostgres(t, true)
+		cur := w.vault.Stages(w.secret)
+		if n := len(cur); n < 9 || !slices.Equal(cur[n-1], []string{"CURRENT", "LATEST"}) || !slices.Equal(cur[n-2], []string{"PREVIOUS"}) {
+			t.Errorf("the rotating secret's version stages %v: want the last CURRENT, the one before PREVIOUS, after 9 rotations", cur)
+		}
+		if md := w.vault.Metadata(w.secret); md["bootstrapPromotedVersion"] != fmt.Sprint(len(cur)) {
+			t.Errorf("metadata %v does not record the promotion of version %d", md, len(cur))
+		}
 	})
 	t.Run("rabbitmq", func(t *testing.T) {
 		rmq := testenv.RabbitMQ(t)
 		user, vhost := testenv.Unique("rotapp"), testenv.Unique("rotvh")
-		w := newRotationWorld(t, func(secret string) (string, func() app) {
+		w := newRotationWorld(t, false, func(secret string) (string, func() app) {
 			return fmt.Sprintf(`rabbitmq:
   - name: events
     host: %s
@@ -67,7 +61,7 @@ func TestRotationZeroFailedConnections(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
 		rd := testenv.Redis(t, "health")
 		user := testenv.Unique("rotapp")
-		w := newRotationWorld(t, func(secret string) (string, func() app) {
+		w := newRotationWorld(t, false, func(secret string) (string, func() app) {
 			return fmt.Sprintf(`redis:
   - name: health
     address: "%s"
@@ -84,6 +78,30 @@ func TestRotationZeroFailedConnections(t *testing.T) {
 		})
 		w.rotate(func(l login) error { return (&redisApp{addr: rd.Addr}).fresh(l) })
 	})
+}
+
+// rotatePostgres runs the scenario against PostgreSQL, the credentials in
+// a file source or in the OCI Vault stand-in.
+func rotatePostgres(t *testing.T, ociVault bool) *rotationWorld {
+	pg := testenv.Postgres(t, "health")
+	role, db := testenv.Unique("rotapp"), testenv.Unique("rotdb")
+	w := newRotationWorld(t, ociVault, func(secret string) (string, func() app) {
+		return fmt.Sprintf(`postgres:
+  - name: health
+    host: %s
+    port: %d
+    sslmode: disable
+    admin: {password: {secret: pg-admin}}
+    roles:
+      - {name: %s, password: {secret: %s}, rotation: {grace: 3s}}
+    databases:
+      - {name: %s, owner: %s}
+`, pg.Host, pg.Port, role, secret, db, role), func() app { return &pgApp{host: pg.Host, port: pg.Port, db: db} }
+	})
+	w.write("pg-admin", pg.Password)
+	t.Cleanup(func() { dropPG(t, pg, db, role) })
+	w.rotate(func(l login) error { return (&pgApp{host: pg.Host, port: pg.Port, db: db}).fresh(l) })
+	return w
 }
 
 func dropPG(t *testing.T, pg testenv.PG, db, role string) {

@@ -18,6 +18,7 @@ import (
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/health-data-ai/bootstrap/internal/secrets/ocivault/ocitest"
 	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
@@ -47,6 +48,7 @@ type rotationWorld struct {
 	t       *testing.T
 	cfg     string // config file
 	src     string // file source
+	vault   *ocitest.Server
 	sealed  string // delivered Secrets
 	key     *rsa.PrivateKey
 	secret  string // the rotating credential
@@ -57,7 +59,9 @@ type rotationWorld struct {
 	errs    chan string
 }
 
-func newRotationWorld(t *testing.T, services func(secret string) (cfg string, newApp func() app)) *rotationWorld {
+// newRotationWorld keeps the credentials in a file source, or in the OCI
+// Vault stand-in when ociVault is set.
+func newRotationWorld(t *testing.T, ociVault bool, services func(secret string) (cfg string, newApp func() app)) *rotationWorld {
 	dir := t.TempDir()
 	w := &rotationWorld{t: t, src: filepath.Join(dir, "src"), sealed: filepath.Join(dir, "sealed"),
 		secret: testenv.Unique("rot"), grace: 3 * time.Second, errs: make(chan string, 16)}
@@ -75,15 +79,23 @@ func newRotationWorld(t *testing.T, services func(secret string) (cfg string, ne
 	}
 	svc, newApp := services(w.secret)
 	w.newApp = newApp
+	source := fmt.Sprintf("{type: file, file: {dir: %s}}", w.src)
+	if ociVault {
+		w.vault = ocitest.New(t, &key.PublicKey, "")
+		src, keyID := ocitest.APIKeyConfig(t, key, w.vault.URL)
+		w.vault.KeyID = keyID
+		source = fmt.Sprintf("{type: ocivault, ocivault: {vaultId: %s, compartmentId: %s, keyId: %s, auth: api_key, configFile: %s, endpoint: %s}}",
+			src.VaultID, src.CompartmentID, src.KeyID, src.ConfigFile, src.Endpoint)
+	}
 	cfg := fmt.Sprintf(`version: 1
 defaults: {waitTimeout: 20s}
 secrets:
-  source: {type: file, file: {dir: %s}}
+  source: %s
   generate: {enabled: true}
   output: {type: sealed, target: dir, dir: %s, namespace: health-data, sealing: {cert: %s}}
   kubernetesSecrets:
     - {name: app-creds, data: {username: %s/username, password: %s}}
-%s`, w.src, w.sealed, certFile, w.secret, w.secret, svc)
+%s`, source, w.sealed, certFile, w.secret, w.secret, svc)
 	w.cfg = filepath.Join(dir, "bootstrap.yaml")
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -91,8 +103,12 @@ secrets:
 	return w
 }
 
-// write puts an admin credential into the file source.
+// write puts an admin credential into the source.
 func (w *rotationWorld) write(name, value string) {
+	if w.vault != nil {
+		w.vault.Put(name, value)
+		return
+	}
 	if err := os.WriteFile(filepath.Join(w.src, name), []byte(value), 0o600); err != nil {
 		w.t.Fatal(err)
 	}

@@ -2,9 +2,10 @@
 // name (current version) from one vault and, for generation, creates the
 // missing ones in it. It owns the OCI authentication (instance principal,
 // OKE workload identity, resource principal, API key), the SDK retry policy
-// bounded by waitTimeout, and the error texts a user sees. It never updates,
-// deletes or rotates a secret that exists: a deleted name stays reserved in
-// OCI for weeks, so delete-and-recreate is never an option.
+// bounded by waitTimeout, and the error texts a user sees. It updates a
+// secret that exists only to rotate it, with a new version staged PENDING
+// and then promoted (stage.go); it never deletes one: a deleted name stays
+// reserved in OCI for weeks, so delete-and-recreate is never an option.
 package ocivault
 
 import (
@@ -285,65 +286,36 @@ func (s *Source) clients(ctx context.Context) (*ocisecrets.SecretsClient, *vault
 // is ErrNotFound; the error then also says it may be a missing IAM policy,
 // because OCI answers both with the same 404.
 func (s *Source) Get(ctx context.Context, name string) (credential.Credential, error) {
-	rc, _, err := s.clients(ctx)
-	if err != nil {
-		return credential.Credential{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.wait+5*time.Second)
-	defer cancel()
-	resp, err := rc.GetSecretBundleByName(ctx, ocisecrets.GetSecretBundleByNameRequest{
-		SecretName: common.String(name),
-		VaultId:    common.String(s.cfg.VaultID),
-		Stage:      ocisecrets.GetSecretBundleByNameStageCurrent,
-	})
+	b, err := s.bundle(ctx, name, ocisecrets.GetSecretBundleByNameStageCurrent)
 	if err != nil {
 		return credential.Credential{}, s.explain("read", name, err)
 	}
-	content, ok := resp.SecretBundleContent.(ocisecrets.Base64SecretBundleContentDetails)
-	if !ok || content.Content == nil {
-		return credential.Credential{}, fmt.Errorf("read secret %q in %s: content is not BASE64", name, s)
-	}
-	b, err := base64.StdEncoding.DecodeString(*content.Content)
+	v, err := decode(b)
 	if err != nil {
-		// The decoder's error names an offset, never content.
-		return credential.Credential{}, fmt.Errorf("read secret %q in %s: content is not valid base64", name, s)
+		return credential.Credential{}, fmt.Errorf("read secret %q in %s: %w", name, s, err)
 	}
-	if len(b) == 0 {
+	if len(v) == 0 {
 		return credential.Credential{}, fmt.Errorf("read secret %q in %s: current version is empty: %w", name, s, secrets.ErrNotFound)
 	}
-	return credential.New(string(b)), nil
+	return credential.New(string(v)), nil
 }
 
 // Previous reads the PREVIOUS version of the secret, which OCI keeps when a
 // new version becomes CURRENT: the admin credential a data service may
 // still take. No previous version (or no secret) is ErrNotFound.
 func (s *Source) Previous(ctx context.Context, name string) (credential.Credential, error) {
-	rc, _, err := s.clients(ctx)
-	if err != nil {
-		return credential.Credential{}, err
+	b, err := s.bundle(ctx, name, ocisecrets.GetSecretBundleByNameStagePrevious)
+	if isNotFound(err) {
+		return credential.Credential{}, fmt.Errorf("previous version of secret %q in %s: %w", name, s, secrets.ErrNotFound)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.wait+5*time.Second)
-	defer cancel()
-	resp, err := rc.GetSecretBundleByName(ctx, ocisecrets.GetSecretBundleByNameRequest{
-		SecretName: common.String(name),
-		VaultId:    common.String(s.cfg.VaultID),
-		Stage:      ocisecrets.GetSecretBundleByNameStagePrevious,
-	})
 	if err != nil {
-		if se, ok := common.IsServiceError(err); ok && se.GetHTTPStatusCode() == http.StatusNotFound {
-			return credential.Credential{}, fmt.Errorf("previous version of secret %q in %s: %w", name, s, secrets.ErrNotFound)
-		}
 		return credential.Credential{}, s.explain("read previous version of", name, err)
 	}
-	content, ok := resp.SecretBundleContent.(ocisecrets.Base64SecretBundleContentDetails)
-	if !ok || content.Content == nil {
-		return credential.Credential{}, fmt.Errorf("read previous version of secret %q in %s: content is not BASE64", name, s)
-	}
-	b, err := base64.StdEncoding.DecodeString(*content.Content)
-	if err != nil || len(b) == 0 {
+	v, err := decode(b)
+	if err != nil || len(v) == 0 {
 		return credential.Credential{}, fmt.Errorf("previous version of secret %q in %s: not a usable value: %w", name, s, secrets.ErrNotFound)
 	}
-	return credential.New(string(b)), nil
+	return credential.New(string(v)), nil
 }
 
 // Create stores a new secret with one version and waits while OCI reports
@@ -386,33 +358,34 @@ func (s *Source) Create(ctx context.Context, name string, c credential.Credentia
 	if resp.LifecycleState == vault.SecretLifecycleStateActive || resp.Id == nil {
 		return nil
 	}
-	return s.waitActive(wctx, vc, name, *resp.Id)
+	return s.waitActive(wctx, vc, "create", name, *resp.Id)
 }
 
-// waitActive polls a new secret until it leaves CREATING.
-func (s *Source) waitActive(ctx context.Context, vc *vault.VaultsClient, name, id string) error {
+// waitActive polls a secret until it leaves CREATING or UPDATING; op says
+// what made it so.
+func (s *Source) waitActive(ctx context.Context, vc *vault.VaultsClient, op, name, id string) error {
 	for {
 		r, err := vc.GetSecret(ctx, vault.GetSecretRequest{SecretId: common.String(id)})
 		if err != nil {
-			return s.explain("wait for new secret", name, err)
+			return s.explain(op, name, err)
 		}
 		switch r.LifecycleState {
 		case vault.SecretLifecycleStateActive:
 			return nil
 		case vault.SecretLifecycleStateCreating, vault.SecretLifecycleStateUpdating:
-			s.log.Info("waiting for new vault secret", "secret", name, "state", string(r.LifecycleState))
+			s.log.Info("waiting for vault secret", "secret", name, "state", string(r.LifecycleState))
 		default:
 			detail := ""
 			if r.LifecycleDetails != nil {
 				detail = ": " + *r.LifecycleDetails
 			}
-			return fmt.Errorf("create secret %q in %s: state %s%s", name, s, r.LifecycleState, detail)
+			return fmt.Errorf("%s secret %q in %s: state %s%s", op, name, s, r.LifecycleState, detail)
 		}
 		t := time.NewTimer(s.pollEvery)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("create secret %q in %s: still CREATING after %s: %w", name, s, s.wait, ctx.Err())
+			return fmt.Errorf("%s secret %q in %s: still %s after %s: %w", op, name, s, r.LifecycleState, s.wait, ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -1,6 +1,7 @@
 // Package ocitest is a loopback OCI API server for tests: the Secrets
-// endpoint that reads a bundle by name and the Vaults endpoints that create,
-// get and list secrets. It verifies every request's draft-cavage signature
+// endpoint that reads a bundle by name and stage and the Vaults endpoints
+// that create, get, update and list secrets, with versions and their
+// rotation stages (versions.go). It verifies every request's draft-cavage signature
 // (rsa-sha256) with the test key's public half, as OCI does. It is test
 // support only; nothing in the binary imports it.
 package ocitest
@@ -22,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,21 +73,34 @@ type Server struct {
 	// reads of secret bundles (DenyRead) and to every Vaults call — list,
 	// get, create — (DenyList).
 	DenyRead, DenyList bool
+	// OtherStager holds values another writer stages: just before the
+	// next UpdateSecret of such a secret, that value becomes a new PENDING
+	// version (and the secret's etag changes).
+	OtherStager map[string]string
+	// UpdatingPolls is how many GetSecret and UpdateSecret calls find a
+	// secret UPDATING after each update (the latter answered 409).
+	UpdatingPolls int
 	// PageSize caps the secrets per ListSecrets page (0: 1000).
 	PageSize int
 	// Creates counts secrets created; CreateCalls every CreateSecret
 	// request that verified, whatever its answer; Lists every ListSecrets
 	// request that verified (one per page), whatever its answer.
 	Creates, CreateCalls, Lists int
-	bodies                      []string
+	// Updates counts UpdateSecret requests that verified.
+	Updates int
+	bodies  []string
 }
 
 type fakeSecret struct {
-	id, name, value string
-	// previous is the value of the version before CURRENT ("" if none),
-	// read with stage PREVIOUS.
-	previous string
+	id, name string
+	versions []*fakeVersion // versions[n-1] is version n
+	metadata map[string]any
+	created  time.Time
+	etag     int
 	polls    int
+	// updating is how many more GetSecret and UpdateSecret calls find the
+	// secret UPDATING.
+	updating int
 	// unreadable is how many more reads by name answer 404 (a version
 	// another writer created that is still CREATING).
 	unreadable int
@@ -95,7 +110,7 @@ type fakeSecret struct {
 // prefix when it ends in '*'); URL is its endpoint.
 func New(t testing.TB, key *rsa.PublicKey, keyID string) *Server {
 	f := &Server{t: t, key: key, KeyID: keyID, secrets: map[string]*fakeSecret{}, byID: map[string]*fakeSecret{},
-		PendingDeletion: map[string]bool{}, OtherWriter: map[string]string{}}
+		PendingDeletion: map[string]bool{}, OtherWriter: map[string]string{}, OtherStager: map[string]string{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -106,8 +121,15 @@ func New(t testing.TB, key *rsa.PublicKey, keyID string) *Server {
 func (f *Server) Put(name, value string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := &fakeSecret{id: "ocid1.vaultsecret.oc1..fake" + fmt.Sprint(len(f.byID)), name: name, value: value, polls: 1 << 30}
-	f.secrets[name], f.byID[s.id] = s, s
+	f.add(&fakeSecret{id: "ocid1.vaultsecret.oc1..fake" + fmt.Sprint(len(f.byID)), name: name, polls: 1 << 30}, value)
+}
+
+// add stores s with value as its first version.
+func (f *Server) add(s *fakeSecret, value string) *fakeSecret {
+	s.created = time.Now().UTC()
+	s.addVersion(value, "CURRENT")
+	f.secrets[s.name], f.byID[s.id] = s, s
+	return s
 }
 
 // Rotate makes value the CURRENT version of an existing secret and its
@@ -115,8 +137,7 @@ func (f *Server) Put(name, value string) {
 func (f *Server) Rotate(name, value string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := f.secrets[name]
-	s.previous, s.value = s.value, value
+	f.secrets[name].addVersion(value, "CURRENT")
 }
 
 // Value returns a stored secret's value.
@@ -127,7 +148,7 @@ func (f *Server) Value(name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return s.value, true
+	return s.value(), true
 }
 
 func ociError(w http.ResponseWriter, status int, code, msg string) {
@@ -277,9 +298,9 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			notAuthorizedOrNotFound(w)
 			return
 		}
-		s.polls++
-		ociJSON(w, map[string]any{"id": s.id, "secretName": s.name, "compartmentId": "c", "vaultId": "v",
-			"lifecycleState": f.state(s), "timeCreated": time.Now().UTC().Format(time.RFC3339)})
+		f.getSecret(w, s)
+	case r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/20180608/secrets/"):
+		f.update(w, r, body)
 	case r.Method == http.MethodGet && r.URL.Path == "/20180608/secrets":
 		f.list(w, r)
 	default:
@@ -296,8 +317,8 @@ func notAuthorizedOrNotFound(w http.ResponseWriter) {
 func (f *Server) getByName(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	stage := q.Get("stage")
-	if q.Get("vaultId") == "" || stage != "CURRENT" && stage != "PREVIOUS" {
-		ociError(w, 400, "InvalidParameter", "vaultId and stage CURRENT or PREVIOUS expected")
+	if q.Get("vaultId") == "" || !slices.Contains([]string{"CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"}, stage) {
+		ociError(w, 400, "InvalidParameter", "vaultId and a stage expected")
 		return
 	}
 	s, ok := f.secrets[q.Get("secretName")]
@@ -305,18 +326,22 @@ func (f *Server) getByName(w http.ResponseWriter, r *http.Request) {
 		s.unreadable--
 		ok = false
 	}
-	if !ok || s.polls < f.CreatingPolls || stage == "PREVIOUS" && s.previous == "" {
+	var v *fakeVersion
+	if ok && s.polls >= f.CreatingPolls {
+		v = s.stage(stage)
+	}
+	if v == nil {
 		notAuthorizedOrNotFound(w)
 		return
 	}
-	value, version, stages := s.value, 2, []string{"CURRENT", "LATEST"}
-	if stage == "PREVIOUS" {
-		value, version, stages = s.previous, 1, []string{"PREVIOUS"}
+	body := map[string]any{
+		"secretId": s.id, "versionNumber": v.number, "stages": v.stages, "timeCreated": v.created.Format(time.RFC3339Nano),
+		"secretBundleContent": map[string]string{"contentType": "BASE64", "content": base64.StdEncoding.EncodeToString([]byte(v.value))},
 	}
-	ociJSON(w, map[string]any{
-		"secretId": s.id, "versionNumber": version, "stages": stages,
-		"secretBundleContent": map[string]string{"contentType": "BASE64", "content": base64.StdEncoding.EncodeToString([]byte(value))},
-	})
+	if s.metadata != nil {
+		body["metadata"] = s.metadata
+	}
+	ociJSON(w, body)
 }
 
 // create is CreateSecret. A name an existing secret holds is 409 Conflict
@@ -345,9 +370,8 @@ func (f *Server) create(w http.ResponseWriter, body []byte) {
 	}
 	if v, ok := f.OtherWriter[in.SecretName]; ok {
 		delete(f.OtherWriter, in.SecretName)
-		s := &fakeSecret{id: fmt.Sprintf("ocid1.vaultsecret.oc1..other%d", len(f.byID)), name: in.SecretName, value: v,
-			polls: 1 << 30, unreadable: f.UnreadableReads}
-		f.secrets[s.name], f.byID[s.id] = s, s
+		f.add(&fakeSecret{id: fmt.Sprintf("ocid1.vaultsecret.oc1..other%d", len(f.byID)), name: in.SecretName,
+			polls: 1 << 30, unreadable: f.UnreadableReads}, v)
 	}
 	if f.PendingDeletion[in.SecretName] {
 		ociError(w, 400, "InvalidParameter", "name already exists")
@@ -363,8 +387,7 @@ func (f *Server) create(w http.ResponseWriter, body []byte) {
 		return
 	}
 	f.Creates++
-	s := &fakeSecret{id: fmt.Sprintf("ocid1.vaultsecret.oc1..new%d", len(f.byID)), name: in.SecretName, value: string(v)}
-	f.secrets[s.name], f.byID[s.id] = s, s
+	s := f.add(&fakeSecret{id: fmt.Sprintf("ocid1.vaultsecret.oc1..new%d", len(f.byID)), name: in.SecretName}, string(v))
 	ociJSON(w, map[string]any{"id": s.id, "secretName": s.name, "compartmentId": in.CompartmentID, "vaultId": in.VaultID,
 		"lifecycleState": f.state(s), "timeCreated": time.Now().UTC().Format(time.RFC3339)})
 }

@@ -1,0 +1,136 @@
+package ocivault
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/health-data-ai/bootstrap/internal/credential"
+	"github.com/health-data-ai/bootstrap/internal/secrets"
+	"github.com/health-data-ai/bootstrap/internal/secrets/ocivault/ocitest"
+)
+
+// TestRotationStages walks a rotation through OCI's version stages: the
+// staged value is a PENDING version while CURRENT stays, a second Stage
+// replaces it, Promote makes it CURRENT and the old one PREVIOUS, records
+// the time in the secret's metadata (keeping other keys), and a second
+// Promote does nothing. The stand-in keeps the secret UPDATING for a while
+// after each update, so the 409s and the waits are exercised too.
+func TestRotationStages(t *testing.T) {
+	s, f, logs := newTest(t, 10*time.Second)
+	ctx := context.Background()
+	f.Put("app-login", "first-Value-0001")
+	f.SetMetadata("app-login", map[string]any{"owner": "team-health"})
+	f.Do(func(f2 *ocitest.Server) { f2.UpdatingPolls = 2 })
+
+	if _, err := s.Pending(ctx, "app-login"); !errors.Is(err, secrets.ErrNotFound) {
+		t.Fatalf("nothing staged: %v, want ErrNotFound", err)
+	}
+	created, err := s.Promoted(ctx, "app-login")
+	if err != nil || time.Since(created) > time.Minute {
+		t.Fatalf("never promoted: %v, %v; want the version's creation time", created, err)
+	}
+	for _, v := range []string{"second-Value-0002", "third-Value-0003"} {
+		if err := s.Stage(ctx, "app-login", credential.New(v)); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := s.Pending(ctx, "app-login"); err != nil || p.Reveal() != v {
+			t.Fatalf("pending after staging: %v", err)
+		}
+		if c, err := s.Get(ctx, "app-login"); err != nil || c.Reveal() != "first-Value-0001" {
+			t.Fatalf("staging changed CURRENT: %v", err)
+		}
+	}
+	want := [][]string{{"CURRENT"}, {"DEPRECATED"}, {"LATEST", "PENDING"}}
+	if got := f.Stages("app-login"); !equalStages(got, want) {
+		t.Fatalf("stages after two stagings %v, want %v", got, want)
+	}
+
+	before := time.Now()
+	if err := s.Promote(ctx, "app-login"); err != nil {
+		t.Fatal(err)
+	}
+	want = [][]string{{"PREVIOUS"}, {"DEPRECATED"}, {"CURRENT", "LATEST"}}
+	if got := f.Stages("app-login"); !equalStages(got, want) {
+		t.Fatalf("stages after promotion %v, want %v", got, want)
+	}
+	if c, err := s.Get(ctx, "app-login"); err != nil || c.Reveal() != "third-Value-0003" {
+		t.Fatalf("current after promotion: %v", err)
+	}
+	if p, err := s.Previous(ctx, "app-login"); err != nil || p.Reveal() != "first-Value-0001" {
+		t.Fatalf("previous after promotion: %v", err)
+	}
+	if _, err := s.Pending(ctx, "app-login"); !errors.Is(err, secrets.ErrNotFound) {
+		t.Fatalf("pending after promotion: %v, want ErrNotFound", err)
+	}
+	at, err := s.Promoted(ctx, "app-login")
+	if err != nil || at.Before(before) || at.After(time.Now()) {
+		t.Fatalf("promoted at %v (%v), want between %v and now", at, err, before)
+	}
+	if md := f.Metadata("app-login"); md["owner"] != "team-health" {
+		t.Fatalf("metadata %v lost the key it had", md)
+	}
+
+	updates := f.Updates
+	if err := s.Promote(ctx, "app-login"); err != nil {
+		t.Fatal(err)
+	}
+	if f.Updates != updates {
+		t.Fatalf("a second Promote updated the secret %d more times", f.Updates-updates)
+	}
+	assertNoLeak(t, "Value-000", logs.String())
+}
+
+// TestPromotedIgnoresAnotherVersionsTime: a run killed between recording
+// the promotion time and promoting leaves metadata naming the pending
+// version. Until that version is CURRENT the time is not the current
+// one's; the next Promote writes it again and promotes.
+func TestPromotedIgnoresAnotherVersionsTime(t *testing.T) {
+	s, f, _ := newTest(t, 10*time.Second)
+	ctx := context.Background()
+	f.Put("app-login", "first-Value-0001")
+	created, err := s.Promoted(ctx, "app-login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stage(ctx, "app-login", credential.New("second-Value-0002")); err != nil {
+		t.Fatal(err)
+	}
+	stale := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	f.SetMetadata("app-login", map[string]any{metaPromotedVersion: "2", metaPromotedAt: stale})
+	if at, err := s.Promoted(ctx, "app-login"); err != nil || !at.Equal(created) {
+		t.Fatalf("promoted %v (%v), want version 1's creation %v", at, err, created)
+	}
+	before := time.Now()
+	if err := s.Promote(ctx, "app-login"); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := s.Promoted(ctx, "app-login"); err != nil || at.Before(before) {
+		t.Fatalf("promoted %v (%v), want after %v", at, err, before)
+	}
+}
+
+// TestStageLosesToAnotherWriter: another writer staging between our read
+// of the secret and our update makes OCI refuse ours (412, If-Match);
+// the run fails saying so, instead of going on with a value the vault
+// does not hold as PENDING.
+func TestStageLosesToAnotherWriter(t *testing.T) {
+	s, f, _ := newTest(t, 5*time.Second)
+	ctx := context.Background()
+	f.Put("app-login", "first-Value-0001")
+	f.Do(func(f2 *ocitest.Server) { f2.OtherStager["app-login"] = "their-Value-0009" })
+	err := s.Stage(ctx, "app-login", credential.New("our-Value-0002"))
+	if err == nil || !strings.Contains(err.Error(), "another bootstrap") || !strings.Contains(err.Error(), `"app-login"`) {
+		t.Fatalf("err = %v, want one naming the secret and the other writer", err)
+	}
+	if p, err := s.Pending(ctx, "app-login"); err != nil || p.Reveal() != "their-Value-0009" {
+		t.Fatalf("pending: %v, want the other writer's", err)
+	}
+}
+
+func equalStages(a, b [][]string) bool {
+	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
+}
