@@ -304,18 +304,7 @@ func (s *Source) Get(ctx context.Context, name string) (credential.Credential, e
 // new version becomes CURRENT: the admin credential a data service may
 // still take. No previous version (or no secret) is ErrNotFound.
 func (s *Source) Previous(ctx context.Context, name string) (credential.Credential, error) {
-	b, err := s.bundle(ctx, name, ocisecrets.GetSecretBundleByNameStagePrevious)
-	if isNotFound(err) {
-		return credential.Credential{}, fmt.Errorf("previous version of secret %q in %s: %w", name, s, secrets.ErrNotFound)
-	}
-	if err != nil {
-		return credential.Credential{}, s.explain("read previous version of", name, err)
-	}
-	v, err := decode(b)
-	if err != nil || len(v) == 0 {
-		return credential.Credential{}, fmt.Errorf("previous version of secret %q in %s: not a usable value: %w", name, s, secrets.ErrNotFound)
-	}
-	return credential.New(string(v)), nil
+	return s.inStage(ctx, name, ocisecrets.GetSecretBundleByNameStagePrevious, "previous")
 }
 
 // Create stores a new secret with one version and waits while OCI reports

@@ -38,16 +38,22 @@ const (
 
 // Pending reads the version in stage PENDING; none is ErrNotFound.
 func (s *Source) Pending(ctx context.Context, name string) (credential.Credential, error) {
-	b, err := s.bundle(ctx, name, ocisecrets.GetSecretBundleByNameStagePending)
+	return s.inStage(ctx, name, ocisecrets.GetSecretBundleByNameStagePending, "pending")
+}
+
+// inStage reads the version of name in a stage only some secrets have
+// (PENDING, PREVIOUS): none, or no usable value, is ErrNotFound.
+func (s *Source) inStage(ctx context.Context, name string, stage ocisecrets.GetSecretBundleByNameStageEnum, what string) (credential.Credential, error) {
+	b, err := s.bundle(ctx, name, stage)
 	if isNotFound(err) {
-		return credential.Credential{}, fmt.Errorf("pending version of secret %q in %s: %w", name, s, secrets.ErrNotFound)
+		return credential.Credential{}, fmt.Errorf("%s version of secret %q in %s: %w", what, name, s, secrets.ErrNotFound)
 	}
 	if err != nil {
-		return credential.Credential{}, s.explain("read pending version of", name, err)
+		return credential.Credential{}, s.explain("read "+what+" version of", name, err)
 	}
 	v, err := decode(b)
 	if err != nil || len(v) == 0 {
-		return credential.Credential{}, fmt.Errorf("pending version of secret %q in %s: not a usable value: %w", name, s, secrets.ErrNotFound)
+		return credential.Credential{}, fmt.Errorf("%s version of secret %q in %s: not a usable value: %w", what, name, s, secrets.ErrNotFound)
 	}
 	return credential.New(string(v)), nil
 }
