@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -33,21 +34,26 @@ func main() {
 }
 
 func run(benchOut, envFile, bin, mdPath, svgPath string) error {
+	env, err := readEnv(envFile)
+	if err != nil {
+		return err
+	}
+	// bench.sh runs go test with GOMAXPROCS at its default, the cores.
+	procs, err := strconv.Atoi(env["cores"])
+	if err != nil {
+		return fmt.Errorf("%s: cores=%q is not a number", envFile, env["cores"])
+	}
 	f, err := os.Open(benchOut)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	results, err := parse(f)
+	results, err := parse(f, procs)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", benchOut, err)
 	}
 	if len(results) == 0 {
 		return fmt.Errorf("no benchmark results in %s", benchOut)
-	}
-	env, err := readEnv(envFile)
-	if err != nil {
-		return err
 	}
 	var sizes []sizeRow
 	var binSize int64

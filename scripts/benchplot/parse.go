@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -59,11 +58,16 @@ func (r result) units() []string {
 
 func (r result) has(unit string) bool { _, ok := r.metrics[unit]; return ok }
 
-var procSuffix = regexp.MustCompile(`-\d+$`)
-
 // parse reads benchmark lines ("BenchmarkX/sub-2  5  123 ns/op  4.5 unit
-// ..."), in order; other lines are ignored.
-func parse(r io.Reader) ([]result, error) {
+// ..."), in order; other lines are ignored. procs is the GOMAXPROCS the
+// benchmarks ran with: go test appends "-procs" to every name unless it is
+// 1, and only that suffix is removed (a name may end in a number itself,
+// "databases-1000").
+func parse(r io.Reader, procs int) ([]result, error) {
+	suffix := ""
+	if procs > 1 {
+		suffix = "-" + strconv.Itoa(procs)
+	}
 	var out []result
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -76,7 +80,11 @@ func parse(r io.Reader) ([]result, error) {
 		if err != nil {
 			continue
 		}
-		res := result{name: procSuffix.ReplaceAllString(f[0], ""), runs: runs, metrics: map[string]float64{}}
+		name := f[0]
+		if suffix != "" {
+			name = strings.TrimSuffix(name, suffix)
+		}
+		res := result{name: name, runs: runs, metrics: map[string]float64{}}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
