@@ -219,19 +219,46 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 	}
 	// failed holds the groups with a failed write; "" (ungrouped) means
 	// every later ungrouped change is skipped as well.
-	failed := map[string]bool{}
-	anyFailed := false
-	for _, c := range changes {
-		blocked := failed[c.Group] || (c.Group == "" && anyFailed)
+	a := applier{runner: r, failed: map[string]bool{}}
+	for i := 0; i < len(changes); {
+		j := i + 1
+		if key := changes[i].Parallel; key != "" && r.opts.Mode == ModeApply {
+			for j < len(changes) && changes[j].Parallel == key {
+				j++
+			}
+		}
+		for _, res := range a.apply(ctx, changes[i:j]) {
+			results = append(results, r.emit(log, res))
+		}
+		i = j
+	}
+	return results
+}
+
+// applier applies one target's changes, a run of independent ones at once.
+type applier struct {
+	*runner
+	failed    map[string]bool
+	anyFailed bool
+}
+
+// apply decides each change's result and applies those that need it, all
+// at once (up to Options.Concurrency) when there are several: they are
+// independent, so what blocks them is decided before the first starts.
+func (a *applier) apply(ctx context.Context, changes []Change) []Result {
+	out := make([]Result, len(changes))
+	var todo []int
+	for i, c := range changes {
+		blocked := a.failed[c.Group] || (c.Group == "" && a.anyFailed)
 		res := Result{Resource: c.Resource, Action: c.Action, Detail: c.Detail}
 		switch {
 		case c.Drift != "":
 			res.Status, res.Error = Failed, "drift: "+c.Drift
 		case c.Action == Noop:
 			res.Status = OK
-		case r.opts.Mode == ModePlan:
+		case a.opts.Mode == ModePlan:
 			res.Status = Planned
-		case r.opts.Mode == ModeVerify && c.Action != Check:
+		case a.opts.Mode == ModeVerify && c.Action != Check:
 			// Detail, reported beside it, says what differs.
 			res.Status, res.Error = Failed, fmt.Sprintf("drift: %s needed", c.Action)
 		case blocked && c.Action != Check:
@@ -241,27 +268,48 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 		case c.Apply == nil:
 			res.Status = OK
 		default:
-			t0 := time.Now()
-			err := c.Apply(ctx)
-			res.DurationMs = ms(time.Since(t0))
-			switch {
-			case err != nil:
-				res.Status, res.Error = Failed, err.Error()
-				// Later steps may depend on a failed write (a database on
-				// its owner): they are skipped, within its group. A
-				// failed check blocks nothing.
-				if c.Action != Check {
-					failed[c.Group], anyFailed = true, true
-				}
-			case c.Action == Check:
-				res.Status = OK
-			default:
-				res.Status = Applied
-			}
+			todo = append(todo, i)
 		}
-		results = append(results, r.emit(log, res))
+		out[i] = res
 	}
-	return results
+	run := func(i int) {
+		c := changes[i]
+		t0 := time.Now()
+		err := c.Apply(ctx)
+		out[i].DurationMs = ms(time.Since(t0))
+		switch {
+		case err != nil:
+			out[i].Status, out[i].Error = Failed, err.Error()
+		case c.Action == Check:
+			out[i].Status = OK
+		default:
+			out[i].Status = Applied
+		}
+	}
+	if len(todo) == 1 {
+		run(todo[0])
+	} else if len(todo) > 1 {
+		sem := make(chan struct{}, max(a.opts.Concurrency, 1))
+		var wg sync.WaitGroup
+		for _, i := range todo {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				run(i)
+			}()
+		}
+		wg.Wait()
+	}
+	for _, i := range todo {
+		// Later steps may depend on a failed write (a database on its
+		// owner): they are skipped, within its group. A failed check
+		// blocks nothing.
+		if out[i].Status == Failed && changes[i].Action != Check {
+			a.failed[changes[i].Group], a.anyFailed = true, true
+		}
+	}
+	return out
 }
 
 // connect retries t.Connect with capped, jittered exponential backoff until

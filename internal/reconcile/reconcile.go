@@ -54,6 +54,12 @@ type Change struct {
 	// change before it" (the safe default: a database after its owner).
 	// A backend groups what is independent: one bucket and its settings.
 	Group string
+	// Parallel, when set, says that this change and the changes next to
+	// it with the same key are independent of each other (one database
+	// each): apply runs them at once, up to Options.Concurrency, because
+	// the server's work dominates (CREATE DATABASE). Each still depends on
+	// the changes before the run, as Group says; results keep plan order.
+	Parallel string
 	// Apply performs the change; nil for Noop and Drift changes. For a
 	// Check it runs the probe. It must be idempotent: a retried or
 	// concurrent Apply of the same change succeeds.

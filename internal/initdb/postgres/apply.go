@@ -224,11 +224,14 @@ func (t *Target) applyMembership(role, in, options string) func(context.Context)
 }
 
 // applyCreateDatabase sends CREATE DATABASE alone: it cannot run inside a
-// transaction, and several statements in one Exec would make one.
+// transaction, and several statements in one Exec would make one. The
+// creations run beside each other (Change.Parallel), each on an admin
+// session of its own: copying the template is the server's work, and
+// several go faster than one after another.
 func (t *Target) applyCreateDatabase(name, owner string) func(context.Context) error {
 	res := t.res("database", name)
 	return func(ctx context.Context) error {
-		err := t.withConn(ctx, "", func(c *pgx.Conn) error {
+		err := t.withSpareConn(ctx, func(c *pgx.Conn) error {
 			_, err := c.Exec(ctx, "CREATE DATABASE "+ident(name)+" OWNER "+ident(owner))
 			return err
 		})
@@ -237,6 +240,37 @@ func (t *Target) applyCreateDatabase(name, owner string) func(context.Context) e
 		}
 		return nil
 	}
+}
+
+// withSpareConn runs fn on an idle admin session of its own, opening one
+// when none is idle; at most as many are open as changes run at once.
+// The target's advisory lock stays held by its own session for the whole
+// run, so another bootstrap still waits: these sessions only add work
+// inside it.
+func (t *Target) withSpareConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var c *pgx.Conn
+	t.spareMu.Lock()
+	if n := len(t.spare); n > 0 {
+		c, t.spare = t.spare[n-1], t.spare[:n-1]
+	}
+	t.spareMu.Unlock()
+	if c == nil || c.IsClosed() {
+		var err error
+		if c, err = t.dialAdmin(ctx, t.cfg.Admin.Database); err != nil {
+			return err
+		}
+	}
+	err := fn(c)
+	if c.IsClosed() {
+		return err
+	}
+	t.spareMu.Lock()
+	t.spare = append(t.spare, c)
+	t.spareMu.Unlock()
+	return err
 }
 
 func (t *Target) applyDatabaseOwner(name, owner string) func(context.Context) error {

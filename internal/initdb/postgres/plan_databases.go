@@ -20,7 +20,9 @@ func (t *Target) planDatabases(st *state, owners map[string]string) []reconcile.
 }
 
 func (t *Target) planDatabase(d config.PGDatabase, owner string, cur *dbState) reconcile.Change {
-	c := reconcile.Change{Resource: t.res("database", d.Name), Action: reconcile.Noop}
+	// Databases are independent of each other: their changes run at once
+	// (reconcile.Change.Parallel), the creations on sessions of their own.
+	c := reconcile.Change{Resource: t.res("database", d.Name), Action: reconcile.Noop, Parallel: "databases"}
 	switch {
 	case cur == nil:
 		c.Action = reconcile.Create

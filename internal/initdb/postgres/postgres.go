@@ -56,6 +56,12 @@ type Target struct {
 	lockConn   *pgx.Conn
 	dbConns    map[string]*pgx.Conn
 	migrators  map[string]*migrator
+
+	// spare holds idle admin sessions of the changes that run beside
+	// each other (withSpareConn); spareMu guards it, not t.mu, which
+	// those changes do not take.
+	spareMu sync.Mutex
+	spare   []*pgx.Conn
 }
 
 var (
@@ -314,6 +320,12 @@ func (t *Target) Close() error {
 		_ = t.admin.Close(ctx)
 		t.admin = nil
 	}
+	t.spareMu.Lock()
+	for _, c := range t.spare {
+		_ = c.Close(ctx)
+	}
+	t.spare = nil
+	t.spareMu.Unlock()
 	return errors.Join(errs...)
 }
 
