@@ -3,6 +3,7 @@ package ocivault
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -85,34 +86,51 @@ func (s *Source) Stage(ctx context.Context, name string, value credential.Creden
 	if err != nil && !isPreconditionFailed(err) {
 		return s.explain(op, name, err)
 	}
-	if err != nil {
-		// Our own update retried after a lost answer, or another writer's.
-		if p, perr := s.Pending(ctx, name); perr == nil && p.Equal(value) {
-			return nil
-		}
-		return fmt.Errorf("%s secret %q in %s: the secret changed while it was being staged (another bootstrap rotating it?); run again", op, name, s)
-	}
-	return s.awaitPending(ctx, name, value)
+	// A 412 is our own update, retried by the SDK after its answer was
+	// lost, or another writer's: which one shows once OCI has created the
+	// version, so that path waits for the secret to settle too.
+	return s.awaitPending(ctx, name, value, cur.SecretId, err != nil)
 }
 
 // awaitPending polls until the PENDING version holds value: OCI creates a
-// version asynchronously while the secret is UPDATING.
-func (s *Source) awaitPending(ctx context.Context, name string, value credential.Credential) error {
+// version asynchronously while the secret is UPDATING. When contended (our
+// update was refused with 412), a PENDING value not ours once the secret is
+// no longer UPDATING is another writer's, and the run fails saying so.
+func (s *Source) awaitPending(ctx context.Context, name string, value credential.Credential, id *string, contended bool) error {
+	const op = "stage a new version of"
 	ctx, cancel := context.WithTimeout(ctx, s.wait)
 	defer cancel()
 	for {
-		p, err := s.Pending(ctx, name)
-		if err == nil && p.Equal(value) {
-			return nil
+		// The state is read before PENDING: a secret already settled then
+		// shows every update made before, ours included.
+		settled := false
+		if contended {
+			_, vc, err := s.clients(ctx)
+			if err != nil {
+				return err
+			}
+			sec, err := vc.GetSecret(ctx, vault.GetSecretRequest{SecretId: id})
+			if err != nil && ctx.Err() == nil {
+				return s.explain(op, name, err)
+			}
+			settled = err == nil && sec.LifecycleState != vault.SecretLifecycleStateUpdating
 		}
-		if err != nil && !isNotFound(err) && ctx.Err() == nil {
-			return err
+		p, err := s.Pending(ctx, name)
+		switch {
+		case err == nil && p.Equal(value):
+			return nil
+		case err != nil && !errors.Is(err, secrets.ErrNotFound):
+			if ctx.Err() == nil {
+				return err
+			}
+		case settled:
+			return fmt.Errorf("%s secret %q in %s: the secret changed while it was being staged (another bootstrap rotating it?); run again", op, name, s)
 		}
 		t := time.NewTimer(s.pollEvery)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("stage a new version of secret %q in %s: not readable as PENDING within waitTimeout %s", name, s, s.wait)
+			return fmt.Errorf("%s secret %q in %s: not readable as PENDING within waitTimeout %s", op, name, s, s.wait)
 		case <-t.C:
 		}
 	}

@@ -131,6 +131,29 @@ func TestStageLosesToAnotherWriter(t *testing.T) {
 	}
 }
 
+// TestStageSurvivesLostAnswer: OCI applied our update but its answer was
+// lost; the SDK's retry, carrying the same If-Match, gets 412 while the
+// version is still CREATING. Stage waits for the secret to settle and
+// finds its own value PENDING, instead of blaming another writer.
+func TestStageSurvivesLostAnswer(t *testing.T) {
+	s, f, _ := newTest(t, 10*time.Second)
+	ctx := context.Background()
+	f.Put("app-login", "first-Value-0001")
+	f.Do(func(f2 *ocitest.Server) { f2.LoseUpdateAnswers, f2.UnreadableReads = 1, 3 })
+	if err := s.Stage(ctx, "app-login", credential.New("second-Value-0002")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Pending(ctx, "app-login"); err != nil || p.Reveal() != "second-Value-0002" {
+		t.Fatalf("pending: %v, want the staged value", err)
+	}
+	if want := [][]string{{"CURRENT"}, {"LATEST", "PENDING"}}; !equalStages(f.Stages("app-login"), want) {
+		t.Fatalf("stages %v, want %v (one version staged, not two)", f.Stages("app-login"), want)
+	}
+	if f.Updates < 2 {
+		t.Fatalf("%d updates: the lost answer was not retried", f.Updates)
+	}
+}
+
 func equalStages(a, b [][]string) bool {
 	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
 }

@@ -80,6 +80,13 @@ type Server struct {
 	// UpdatingPolls is how many GetSecret and UpdateSecret calls find a
 	// secret UPDATING after each update (the latter answered 409).
 	UpdatingPolls int
+	// LoseUpdateAnswers is how many of the next UpdateSecret calls that
+	// stage content are applied but answered 500, as when the answer is
+	// lost on the way: the SDK retries with the same If-Match and gets
+	// 412. The version such a call adds is still CREATING for
+	// UnreadableReads reads of PENDING (404), and GetSecret says UPDATING
+	// meanwhile.
+	LoseUpdateAnswers int
 	// PageSize caps the secrets per ListSecrets page (0: 1000).
 	PageSize int
 	// Creates counts secrets created; CreateCalls every CreateSecret
@@ -104,6 +111,9 @@ type fakeSecret struct {
 	// unreadable is how many more reads by name answer 404 (a version
 	// another writer created that is still CREATING).
 	unreadable int
+	// creatingPending is how many more reads of PENDING answer 404 (a
+	// staged version still CREATING).
+	creatingPending int
 }
 
 // New starts a server that accepts signatures by key with keyId keyID (a
@@ -324,6 +334,10 @@ func (f *Server) getByName(w http.ResponseWriter, r *http.Request) {
 	s, ok := f.secrets[q.Get("secretName")]
 	if ok && s.unreadable > 0 && stage == "CURRENT" {
 		s.unreadable--
+		ok = false
+	}
+	if ok && s.creatingPending > 0 && stage == "PENDING" {
+		s.creatingPending--
 		ok = false
 	}
 	var v *fakeVersion

@@ -153,6 +153,9 @@ func (f *Server) getSecret(w http.ResponseWriter, s *fakeSecret) {
 		s.updating--
 		state = "UPDATING"
 	}
+	if s.creatingPending > 0 {
+		state = "UPDATING"
+	}
 	f.secretJSON(w, s, state)
 }
 
@@ -217,5 +220,11 @@ func (f *Server) update(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	s.etag++
 	s.updating = f.UpdatingPolls
+	if in.SecretContent != nil && f.LoseUpdateAnswers > 0 {
+		f.LoseUpdateAnswers--
+		s.creatingPending = f.UnreadableReads
+		ociError(w, http.StatusInternalServerError, "InternalServerError", "the answer was lost")
+		return
+	}
 	f.secretJSON(w, s, "UPDATING")
 }
