@@ -227,9 +227,7 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 				j++
 			}
 		}
-		for _, res := range a.apply(ctx, changes[i:j]) {
-			results = append(results, r.emit(log, res))
-		}
+		a.apply(ctx, changes[i:j], func(res Result) { results = append(results, r.emit(log, res)) })
 		i = j
 	}
 	return results
@@ -245,8 +243,13 @@ type applier struct {
 // apply decides each change's result and applies those that need it, all
 // at once (up to Options.Concurrency) when there are several: they are
 // independent, so what blocks them is decided before the first starts.
-func (a *applier) apply(ctx context.Context, changes []Change) []Result {
+// Results go to emit in plan order, each as soon as it and those before it
+// are done, so live progress does not pause for the whole run.
+func (a *applier) apply(ctx context.Context, changes []Change, emit func(Result)) {
 	out := make([]Result, len(changes))
+	// done[i] is closed when change i has been applied; nil for a change
+	// whose result is decided without applying it.
+	done := make([]chan struct{}, len(changes))
 	var todo []int
 	for i, c := range changes {
 		blocked := a.failed[c.Group] || (c.Group == "" && a.anyFailed)
@@ -269,10 +272,12 @@ func (a *applier) apply(ctx context.Context, changes []Change) []Result {
 			res.Status = OK
 		default:
 			todo = append(todo, i)
+			done[i] = make(chan struct{})
 		}
 		out[i] = res
 	}
 	run := func(i int) {
+		defer close(done[i])
 		c := changes[i]
 		t0 := time.Now()
 		err := c.Apply(ctx)
@@ -289,27 +294,31 @@ func (a *applier) apply(ctx context.Context, changes []Change) []Result {
 	if len(todo) == 1 {
 		run(todo[0])
 	} else if len(todo) > 1 {
-		sem := make(chan struct{}, max(a.opts.Concurrency, 1))
-		var wg sync.WaitGroup
-		for _, i := range todo {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				run(i)
-			}()
-		}
-		wg.Wait()
+		// Started in the background, so that results are emitted while
+		// later changes still wait for a slot.
+		go func() {
+			sem := make(chan struct{}, max(a.opts.Concurrency, 1))
+			for _, i := range todo {
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem }()
+					run(i)
+				}()
+			}
+		}()
 	}
-	for _, i := range todo {
-		// Later steps may depend on a failed write (a database on its
-		// owner): they are skipped, within its group. A failed check
-		// blocks nothing.
-		if out[i].Status == Failed && changes[i].Action != Check {
-			a.failed[changes[i].Group], a.anyFailed = true, true
+	for i := range changes {
+		if done[i] != nil {
+			<-done[i]
+			// Later steps may depend on a failed write (a database on
+			// its owner): they are skipped, within its group. A failed
+			// check blocks nothing.
+			if out[i].Status == Failed && changes[i].Action != Check {
+				a.failed[changes[i].Group], a.anyFailed = true, true
+			}
 		}
+		emit(out[i])
 	}
-	return out
 }
 
 // connect retries t.Connect with capped, jittered exponential backoff until

@@ -89,3 +89,40 @@ func TestParallelOnlyInApply(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelResultsStream: a finished change of a parallel run is
+// reported while a later one still runs (live progress does not pause for
+// the whole run), and results still come in plan order.
+func TestParallelResultsStream(t *testing.T) {
+	release := make(chan struct{})
+	slow := func(ctx context.Context) error {
+		select {
+		case <-release:
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("not released: the first result was not reported while this one ran")
+		}
+	}
+	fast := func(context.Context) error { return nil }
+	cs := []Change{
+		{Resource: "list/a/database/d1", Action: Create, Parallel: "databases", Apply: fast},
+		{Resource: "list/a/database/d2", Action: Create, Parallel: "databases", Apply: slow},
+		{Resource: "list/a/database/d3", Action: Create, Parallel: "databases", Apply: fast},
+	}
+	var seen []string
+	onResult := func(r Result) {
+		seen = append(seen, r.Resource)
+		if r.Resource == "list/a/database/d1" {
+			close(release)
+		}
+	}
+	rs := Run(context.Background(), []Target{&listTarget{cs}}, Options{Mode: ModeApply, Concurrency: 3, OnResult: onResult})
+	for _, r := range rs {
+		if r.Status != Applied {
+			t.Errorf("%s: %s %s", r.Resource, r.Status, r.Error)
+		}
+	}
+	if want := []string{"list/a/database/d1", "list/a/database/d2", "list/a/database/d3"}; !slices.Equal(seen, want) {
+		t.Fatalf("reported %v, want plan order %v", seen, want)
+	}
+}
