@@ -43,6 +43,20 @@ type state struct {
 func (c *Credential) read(ctx context.Context, notFound func(error) bool) (state, error) {
 	var s state
 	name, declared := c.Config.Secret, c.Config.Name
+	if sn, ok := c.Vault.(Snapshotter); ok {
+		v, err := sn.Snapshot(ctx, name)
+		if err != nil {
+			return s, err
+		}
+		s.current, s.promoted = credential.DecodeLogin(v.Current, declared), v.Promoted
+		if s.hasPending = v.HasPending; s.hasPending {
+			s.pending = credential.DecodeLogin(v.Pending, declared)
+		}
+		if s.hasPrevious = v.HasPrevious; s.hasPrevious {
+			s.previous = credential.DecodeLogin(v.Previous, declared)
+		}
+		return s, nil
+	}
 	cur, err := c.Vault.Get(ctx, name)
 	if err != nil {
 		return s, err

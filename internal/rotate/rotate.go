@@ -56,3 +56,21 @@ type Vault interface {
 	// never promoted, when it was stored).
 	Promoted(ctx context.Context, name string) (time.Time, error)
 }
+
+// Snapshot is one credential's state in the source, read at once.
+type Snapshot struct {
+	Current           credential.Credential
+	Pending, Previous credential.Credential
+	// HasPending and HasPrevious say whether those stages hold a value.
+	HasPending, HasPrevious bool
+	Promoted                time.Time
+}
+
+// Snapshotter is a Vault that reads a credential's whole state in fewer
+// round trips than Get, Pending, Previous and Promoted one after another
+// (OCI Vault reads the three stages at once and takes the promotion time
+// from the CURRENT version it has just read). A run uses it when the
+// source has it.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, name string) (Snapshot, error)
+}

@@ -290,6 +290,11 @@ func (s *Source) Get(ctx context.Context, name string) (credential.Credential, e
 	if err != nil {
 		return credential.Credential{}, s.explain("read", name, err)
 	}
+	return s.current(name, b)
+}
+
+// current is the value of name's CURRENT bundle b.
+func (s *Source) current(name string, b ocisecrets.SecretBundle) (credential.Credential, error) {
 	v, err := decode(b)
 	if err != nil {
 		return credential.Credential{}, fmt.Errorf("read secret %q in %s: %w", name, s, err)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/oracle/oci-go-sdk/v65/common"
@@ -29,7 +30,10 @@ import (
 // read just before (If-Match), so a concurrent writer, or a retry of an
 // update whose answer was lost, is noticed rather than applied twice.
 
-var _ rotate.Vault = (*Source)(nil)
+var (
+	_ rotate.Vault       = (*Source)(nil)
+	_ rotate.Snapshotter = (*Source)(nil)
+)
 
 // Metadata keys Promote writes; other keys of the secret's metadata are kept.
 const (
@@ -200,6 +204,11 @@ func (s *Source) Promoted(ctx context.Context, name string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, s.explain("read", name, err)
 	}
+	return s.promoted(ctx, name, b)
+}
+
+// promoted is Promoted from the CURRENT bundle b, already read.
+func (s *Source) promoted(ctx context.Context, name string, b ocisecrets.SecretBundle) (time.Time, error) {
 	n := *b.VersionNumber
 	if at, ok := promotedAt(b.Metadata, n); ok {
 		return at, nil
@@ -221,6 +230,40 @@ func (s *Source) Promoted(ctx context.Context, name string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("read secret %q in %s: version %d has no creation time", name, s, n)
 	}
 	return b.TimeCreated.Time, nil
+}
+
+// Snapshot reads the CURRENT, PENDING and PREVIOUS versions at once, and
+// the promotion time from the CURRENT one: one round trip where Get,
+// Pending, Previous and Promoted take four or five in a row.
+func (s *Source) Snapshot(ctx context.Context, name string) (rotate.Snapshot, error) {
+	var (
+		snap               rotate.Snapshot
+		cur                ocisecrets.SecretBundle
+		curErr, pErr, qErr error
+		wg                 sync.WaitGroup
+	)
+	wg.Go(func() { cur, curErr = s.bundle(ctx, name, ocisecrets.GetSecretBundleByNameStageCurrent) })
+	wg.Go(func() { snap.Pending, pErr = s.Pending(ctx, name) })
+	wg.Go(func() { snap.Previous, qErr = s.Previous(ctx, name) })
+	wg.Wait()
+	if curErr != nil {
+		return snap, s.explain("read", name, curErr)
+	}
+	var err error
+	if snap.Current, err = s.current(name, cur); err != nil {
+		return snap, err
+	}
+	for _, r := range []struct {
+		err error
+		has *bool
+	}{{pErr, &snap.HasPending}, {qErr, &snap.HasPrevious}} {
+		if r.err != nil && !errors.Is(r.err, secrets.ErrNotFound) {
+			return snap, r.err
+		}
+		*r.has = r.err == nil
+	}
+	snap.Promoted, err = s.promoted(ctx, name, cur)
+	return snap, err
 }
 
 // promotedAt is the promotion time md records for version n.

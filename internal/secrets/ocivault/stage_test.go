@@ -154,6 +154,48 @@ func TestStageSurvivesLostAnswer(t *testing.T) {
 	}
 }
 
+// TestSnapshot: one Snapshot says what Get, Pending, Previous and
+// Promoted say one by one, in at most three reads once a promotion is
+// recorded (the stages at once, no second read of CURRENT), and a
+// never-promoted secret's time is its version's creation.
+func TestSnapshot(t *testing.T) {
+	s, f, _ := newTest(t, 10*time.Second)
+	ctx := context.Background()
+	f.Put("app-login", "first-Value-0001")
+	snap, err := s.Snapshot(ctx, "app-login")
+	created, perr := s.Promoted(ctx, "app-login")
+	if err != nil || perr != nil || snap.Current.Reveal() != "first-Value-0001" || snap.HasPending || snap.HasPrevious || !snap.Promoted.Equal(created) {
+		t.Fatalf("fresh secret: %+v, %v; want current only, promoted %v (%v)", snap, err, created, perr)
+	}
+	for _, step := range []func() error{
+		func() error { return s.Stage(ctx, "app-login", credential.New("second-Value-0002")) },
+		func() error { return s.Promote(ctx, "app-login") },
+		func() error { return s.Stage(ctx, "app-login", credential.New("third-Value-0003")) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		var reads int
+		f.Do(func(f2 *ocitest.Server) { reads = f2.Reads })
+		snap, err := s.Snapshot(ctx, "app-login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Do(func(f2 *ocitest.Server) { reads = f2.Reads - reads })
+		cur, _ := s.Get(ctx, "app-login")
+		pend, perr := s.Pending(ctx, "app-login")
+		prev, qerr := s.Previous(ctx, "app-login")
+		at, _ := s.Promoted(ctx, "app-login")
+		if !snap.Current.Equal(cur) || snap.HasPending != (perr == nil) || snap.HasPending && !snap.Pending.Equal(pend) ||
+			snap.HasPrevious != (qerr == nil) || snap.HasPrevious && !snap.Previous.Equal(prev) || !snap.Promoted.Equal(at) {
+			t.Fatalf("snapshot %+v differs from the reads one by one", snap)
+		}
+		if f.Metadata("app-login")[metaPromotedVersion] != nil && reads > 3 {
+			t.Errorf("snapshot took %d reads, want 3", reads)
+		}
+	}
+}
+
 func equalStages(a, b [][]string) bool {
 	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
 }

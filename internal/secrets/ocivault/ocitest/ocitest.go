@@ -93,8 +93,9 @@ type Server struct {
 	// request that verified, whatever its answer; Lists every ListSecrets
 	// request that verified (one per page), whatever its answer.
 	Creates, CreateCalls, Lists int
-	// Updates counts UpdateSecret requests that verified.
-	Updates int
+	// Updates counts UpdateSecret requests that verified; Reads the
+	// GetSecretBundleByName and GetSecret requests that verified.
+	Updates, Reads int
 	bodies  []string
 }
 
@@ -325,6 +326,7 @@ func notAuthorizedOrNotFound(w http.ResponseWriter) {
 // getByName is GetSecretBundleByName: 404 for a missing secret, one being
 // deleted, a version still CREATING, or a stage no version holds.
 func (f *Server) getByName(w http.ResponseWriter, r *http.Request) {
+	f.Reads++
 	q := r.URL.Query()
 	stage := q.Get("stage")
 	if q.Get("vaultId") == "" || !slices.Contains([]string{"CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"}, stage) {

@@ -147,6 +147,7 @@ func (f *Server) secretJSON(w http.ResponseWriter, s *fakeSecret, state string) 
 // getSecret is GetSecret: a secret stays UPDATING for UpdatingPolls calls
 // after each update.
 func (f *Server) getSecret(w http.ResponseWriter, s *fakeSecret) {
+	f.Reads++
 	s.polls++
 	state := f.state(s)
 	if s.updating > 0 {
