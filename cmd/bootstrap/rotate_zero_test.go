@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/health-data-ai/bootstrap/internal/secrets/ocivault/ocitest"
-	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
+	"github.com/health-data-ai/bootstrap/internal/secrets/seal/sealtest"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
@@ -125,7 +125,7 @@ func (w *rotationWorld) delivered() (login, error) {
 	if err := yaml.Unmarshal(b, &ss); err != nil {
 		return login{}, err
 	}
-	sec, err := seal.Unseal(&ss, w.key)
+	sec, err := sealtest.Unseal(&ss, w.key)
 	if err != nil {
 		return login{}, err
 	}

@@ -21,7 +21,7 @@ func BenchmarkUnchanged(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sp := spec(ssv1alpha1.StrictScope)
+	sp := spec(StrictScope)
 	live, err := Seal(cert, sp)
 	if err != nil {
 		b.Fatal(err)

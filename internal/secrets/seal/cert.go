@@ -22,9 +22,8 @@ import (
 	"time"
 
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // The sealing certificate decides who can read every Secret sealed with it:
@@ -299,15 +298,24 @@ func fetch(ctx context.Context, u *url.URL, o Options) (*Cert, error) {
 	return cert, nil
 }
 
+// ServiceClient is what FetchCert needs of the API server (package
+// kubecore has it).
+type ServiceClient interface {
+	Service(ctx context.Context, namespace, name string) (*corev1.Service, error)
+	// ProxyGet GETs path from a Service's port through the API server's
+	// service proxy.
+	ProxyGet(ctx context.Context, namespace, scheme, name, port, path string) ([]byte, error)
+}
+
 // FetchCert asks the controller for its certificate through the API
 // server's service proxy, as kubeseal does: GET the Service for its first
 // port's name, then GET /v1/cert.pem through
 // /api/v1/namespaces/NS/services/http:NAME:PORT/proxy. The hop from the
 // API server to the controller is the cluster's network; ours is the API
 // server's TLS. The rules of Options apply as to any certificate.
-func FetchCert(ctx context.Context, cs kubernetes.Interface, namespace, name string, o Options) (*Cert, error) {
+func FetchCert(ctx context.Context, cs ServiceClient, namespace, name string, o Options) (*Cert, error) {
 	from := fmt.Sprintf("controller %s/%s", namespace, name)
-	svc, err := cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+	svc, err := cs.Service(ctx, namespace, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("certificate from %s: service not found: set secrets.output.sealing.controllerName and controllerNamespace to the controller's Service, or sealing.cert to its certificate", from)
@@ -323,7 +331,7 @@ func FetchCert(ctx context.Context, cs kubernetes.Interface, namespace, name str
 	if port == "" {
 		port = fmt.Sprint(svc.Spec.Ports[0].Port)
 	}
-	b, err := cs.CoreV1().Services(namespace).ProxyGet("http", name, port, "/v1/cert.pem", nil).DoRaw(ctx)
+	b, err := cs.ProxyGet(ctx, namespace, "http", name, port, "/v1/cert.pem")
 	if err != nil {
 		if apierrors.IsForbidden(err) {
 			return nil, fmt.Errorf("certificate from %s: %w (grant get on services/proxy %s in %s, or set sealing.cert)", from, err, name, namespace)

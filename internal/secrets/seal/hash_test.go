@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -96,13 +95,13 @@ func TestDiffForgedHashReseals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := spec(ssv1alpha1.StrictScope)
+	sp := spec(StrictScope)
 	live, err := Seal(cert, sp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := watchArgon(t)
-	forged := live.DeepCopy()
+	forged := deepCopy(t, live)
 	h := forged.Annotations[AnnotationDataHash]
 	forged.Annotations[AnnotationDataHash] = strings.Replace(h, "m=65536", "m=4194304", 1)
 	d, err := Diff(forged, cert, sp)

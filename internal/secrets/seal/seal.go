@@ -12,18 +12,16 @@
 package seal
 
 import (
-	"crypto/rsa"
-	"errors"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"sort"
 	"strings"
 
-	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
 	"github.com/health-data-ai/bootstrap/internal/credential"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 )
 
 // Annotations bootstrap keeps on the SealedSecret (never on the Secret the
@@ -39,22 +37,13 @@ const (
 	ManagedBy      = "bootstrap"
 )
 
-// ParseScope maps the config's scope names to sealed-secrets' scopes.
-func ParseScope(s string) (ssv1alpha1.SealingScope, error) {
-	var sc ssv1alpha1.SealingScope
-	if err := sc.Set(s); err != nil {
-		return sc, fmt.Errorf("scope %q: %w", s, err)
-	}
-	return sc, nil
-}
-
 // Spec is one Kubernetes Secret to deliver.
 type Spec struct {
 	Name      string
 	Namespace string
 	// Data maps each key to its credential.
 	Data  map[string]credential.Credential
-	Scope ssv1alpha1.SealingScope
+	Scope Scope
 	// Labels go on the SealedSecret and on the Secret it produces.
 	Labels map[string]string
 }
@@ -90,35 +79,47 @@ func (s Spec) plaintext() map[string][]byte {
 	return out
 }
 
-// Seal encrypts every value of spec with cert's key for spec's scope and
-// returns a complete SealedSecret (apiVersion and kind set), annotated with
-// the data hash and the key fingerprint.
-func Seal(cert *Cert, spec Spec) (*ssv1alpha1.SealedSecret, error) {
-	sec := spec.Secret()
-	sec.Annotations = ssv1alpha1.UpdateScopeAnnotations(nil, spec.Scope)
-	if spec.Scope == ssv1alpha1.ClusterWideScope && spec.Namespace == "" {
-		sec.Namespace = ""
+// Seal encrypts every value of spec with cert's key for spec's scope, as
+// sealed-secrets' NewSealedSecret does, and returns a complete SealedSecret
+// (apiVersion and kind set), annotated with the data hash and the key
+// fingerprint.
+func Seal(cert *Cert, spec Spec) (*SealedSecret, error) {
+	if spec.Scope != ClusterWideScope && spec.Namespace == "" {
+		return nil, fmt.Errorf("seal %s: a %s SealedSecret needs a namespace", spec.Name, spec.Scope)
 	}
-	ss, err := ssv1alpha1.NewSealedSecret(scheme.Codecs, cert.Key, sec)
-	if err != nil {
-		return nil, fmt.Errorf("seal %s: %w", spec.Name, err)
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: spec.Name, Namespace: spec.Namespace, Labels: spec.labels(), Annotations: spec.Scope.annotations(nil)}
+	}
+	ss := &SealedSecret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: "SealedSecret"},
+		ObjectMeta: meta(),
+		Spec: SealedSecretSpec{
+			// The template's annotations say only what the controller needs.
+			Template:      SecretTemplateSpec{ObjectMeta: meta(), Type: corev1.SecretTypeOpaque},
+			EncryptedData: make(map[string]string, len(spec.Data)),
+		},
+	}
+	label := spec.Scope.label(spec.Namespace, spec.Name)
+	for k, c := range spec.Data {
+		ct, err := sscrypto.HybridEncrypt(rand.Reader, cert.Key, []byte(c.Reveal()), label)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s: key %s: %w", spec.Name, k, err)
+		}
+		ss.Spec.EncryptedData[k] = base64.StdEncoding.EncodeToString(ct)
 	}
 	hash, err := HashData(spec.plaintext())
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", spec.Name, err)
 	}
-	ss.TypeMeta = metav1.TypeMeta{APIVersion: ssv1alpha1.SchemeGroupVersion.String(), Kind: "SealedSecret"}
-	ss.Labels = spec.labels()
 	ss.Annotations[AnnotationDataHash] = hash
 	ss.Annotations[AnnotationSealingKey] = cert.Fingerprint
-	// The template's annotations say only what the controller needs.
 	return ss, nil
 }
 
 // Diff says why the live SealedSecret must be re-sealed, or "" when it
 // already holds spec's values for this key and scope. It never decrypts:
 // values are checked against the stored salted hash.
-func Diff(live *ssv1alpha1.SealedSecret, cert *Cert, spec Spec) (string, error) {
+func Diff(live *SealedSecret, cert *Cert, spec Spec) (string, error) {
 	var why []string
 	ok, err := MatchHash(live.Annotations[AnnotationDataHash], spec.plaintext())
 	if err != nil {
@@ -145,23 +146,6 @@ func Diff(live *ssv1alpha1.SealedSecret, cert *Cert, spec Spec) (string, error) 
 		why = append(why, fmt.Sprintf("type %s -> %s", live.Spec.Template.Type, corev1.SecretTypeOpaque))
 	}
 	return strings.Join(why, "; "), nil
-}
-
-// Unseal decrypts ss with keys: for tests and recovery only.
-func Unseal(ss *ssv1alpha1.SealedSecret, keys ...*rsa.PrivateKey) (*corev1.Secret, error) {
-	m := map[string]*rsa.PrivateKey{}
-	for _, k := range keys {
-		fp, err := sscrypto.PublicKeyFingerprint(&k.PublicKey)
-		if err != nil {
-			return nil, err
-		}
-		m[fp] = k
-	}
-	sec, err := ss.DeepCopy().Unseal(scheme.Codecs, m)
-	if err != nil {
-		return nil, errors.New("unseal: " + err.Error())
-	}
-	return sec, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -17,6 +17,7 @@ import (
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
 	"github.com/health-data-ai/bootstrap/internal/credential"
+	"github.com/health-data-ai/bootstrap/internal/secrets/seal/sealtest"
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
@@ -30,7 +31,7 @@ func testCert(t testing.TB) (*rsa.PrivateKey, []byte) {
 	return priv, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 }
 
-func spec(scope ssv1alpha1.SealingScope) Spec {
+func spec(scope Scope) Spec {
 	return Spec{
 		Name: "postgresql-health-secret", Namespace: "health-data", Scope: scope,
 		Data: map[string]credential.Credential{
@@ -46,7 +47,7 @@ func TestSealRoundTripEveryScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, scope := range []ssv1alpha1.SealingScope{ssv1alpha1.StrictScope, ssv1alpha1.NamespaceWideScope, ssv1alpha1.ClusterWideScope} {
+	for _, scope := range []Scope{StrictScope, NamespaceWideScope, ClusterWideScope} {
 		t.Run(scope.String(), func(t *testing.T) {
 			sp := spec(scope)
 			ss, err := Seal(cert, sp)
@@ -62,7 +63,7 @@ func TestSealRoundTripEveryScope(t *testing.T) {
 			if ss.Scope() != scope {
 				t.Fatalf("scope %v", ss.Scope())
 			}
-			sec, err := Unseal(ss, priv)
+			sec, err := sealtest.Unseal(ss, priv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,13 +76,13 @@ func TestSealRoundTripEveryScope(t *testing.T) {
 				t.Fatalf("fresh seal differs: %s", d)
 			}
 			// The scope is enforced: a strict secret moved elsewhere does not unseal.
-			moved := ss.DeepCopy()
+			moved := deepCopy(t, ss)
 			moved.Name, moved.Namespace = "other", "elsewhere"
-			_, err = Unseal(moved, priv)
-			if scope == ssv1alpha1.ClusterWideScope && err != nil {
+			_, err = sealtest.Unseal(moved, priv)
+			if scope == ClusterWideScope && err != nil {
 				t.Fatalf("cluster-wide secret did not unseal elsewhere: %v", err)
 			}
-			if scope != ssv1alpha1.ClusterWideScope && err == nil {
+			if scope != ClusterWideScope && err == nil {
 				t.Fatalf("%s secret unsealed under another name and namespace", scope.String())
 			}
 			// Nothing in the object is the plaintext.
@@ -100,14 +101,14 @@ func TestDiff(t *testing.T) {
 	cert, _ := ParseCert(pemCert, "a", Options{})
 	_, pemCert2 := testCert(t)
 	cert2, _ := ParseCert(pemCert2, "b", Options{})
-	base := spec(ssv1alpha1.StrictScope)
+	base := spec(StrictScope)
 	live, err := Seal(cert, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed := spec(ssv1alpha1.StrictScope)
+	changed := spec(StrictScope)
 	changed.Data["password"] = credential.New("another-value-0123456789")
-	moreKeys := spec(ssv1alpha1.StrictScope)
+	moreKeys := spec(StrictScope)
 	moreKeys.Data["extra"] = credential.New("x")
 	cases := []struct {
 		name string
@@ -119,7 +120,7 @@ func TestDiff(t *testing.T) {
 		{"value", cert, changed, "values changed"},
 		{"keys", cert, moreKeys, "keys password,postgres-password -> extra,password,postgres-password"},
 		{"new controller key", cert2, base, "another controller key"},
-		{"scope", cert, spec(ssv1alpha1.NamespaceWideScope), "scope strict -> namespace-wide"},
+		{"scope", cert, spec(NamespaceWideScope), "scope strict -> namespace-wide"},
 	}
 	for _, c := range cases {
 		d, err := Diff(live, c.cert, c.sp)
@@ -131,7 +132,7 @@ func TestDiff(t *testing.T) {
 		}
 	}
 	// A hash annotation that is missing or forged means re-seal.
-	forged := live.DeepCopy()
+	forged := deepCopy(t, live)
 	forged.Annotations[AnnotationDataHash] = "$argon2id$v=19$m=999999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
 	if d, _ := Diff(forged, cert, base); !strings.Contains(d, "no usable data hash") {
 		t.Errorf("forged hash: %q", d)
@@ -213,7 +214,7 @@ func TestLoadCertFileAndURL(t *testing.T) {
 func BenchmarkDiff(b *testing.B) {
 	_, pemCert := testCert(b)
 	cert, _ := ParseCert(pemCert, "bench", Options{})
-	sp := spec(ssv1alpha1.StrictScope)
+	sp := spec(StrictScope)
 	live, err := Seal(cert, sp)
 	if err != nil {
 		b.Fatal(err)
@@ -231,4 +232,18 @@ func BenchmarkDiff(b *testing.B) {
 		ours, base = ours+t1.Sub(t0), base+time.Since(t1)
 	}
 	b.ReportMetric(float64(ours)/float64(base), "x-baseline")
+}
+
+// deepCopy copies ss through JSON, as the API server would.
+func deepCopy(t testing.TB, ss *SealedSecret) *SealedSecret {
+	t.Helper()
+	b, err := json.Marshal(ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out SealedSecret
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
 }

@@ -26,7 +26,9 @@ import (
 
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
+	"github.com/health-data-ai/bootstrap/internal/secrets/kubecore"
 	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
+	"github.com/health-data-ai/bootstrap/internal/secrets/seal/sealtest"
 	"github.com/health-data-ai/bootstrap/internal/secrets/sink/sinktest"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
@@ -94,7 +96,7 @@ func TestClusterSealedIdempotentAndTakesOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		versions[ks.Name] = ss.ResourceVersion
-		sec, err := seal.Unseal(ss, priv)
+		sec, err := sealtest.Unseal(ss, priv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,13 +229,13 @@ func TestClusterRBAC(t *testing.T) {
 	if _, err := c.kube.CoreV1().Endpoints(ctrlNS).Create(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "sealed-secrets"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := seal.FetchCert(ctx, sa, ctrlNS, "sealed-secrets", seal.Options{})
+	_, err := seal.FetchCert(ctx, kubeCore(t, rc), ctrlNS, "sealed-secrets", seal.Options{})
 	if err == nil || apierrors.IsForbidden(err) || !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "is the controller running") {
 		t.Fatalf("certificate through the proxy as the ServiceAccount: %v", err)
 	}
 	// Without the rules it is refused, and the error says what to grant.
 	other := c.namespace(t, "rbacnone-")
-	_, err = seal.FetchCert(ctx, kubernetes.NewForConfigOrDie(c.serviceAccount(t, other, "nobody", nil)), ctrlNS, "sealed-secrets", seal.Options{})
+	_, err = seal.FetchCert(ctx, kubeCore(t, c.serviceAccount(t, other, "nobody", nil)), ctrlNS, "sealed-secrets", seal.Options{})
 	if err == nil || !strings.Contains(err.Error(), "grant get on services") {
 		t.Fatalf("without rules: %v", err)
 	}
@@ -368,7 +370,7 @@ func TestClusterConcurrentApplies(t *testing.T) {
 		t.Fatalf("%v, %d objects", err, len(l.Items))
 	}
 	for i := range l.Items {
-		if _, err := seal.Unseal(&l.Items[i], priv); err != nil {
+		if _, err := sealtest.Unseal(&l.Items[i], priv); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -377,4 +379,13 @@ func TestClusterConcurrentApplies(t *testing.T) {
 	if rs := run(t, tg, reconcile.ModeApply); count(rs, reconcile.Noop) != 2 {
 		t.Fatalf("after the race: %+v", rs)
 	}
+}
+
+func kubeCore(t *testing.T, rc *rest.Config) *kubecore.Client {
+	t.Helper()
+	kc, err := kubecore.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kc
 }

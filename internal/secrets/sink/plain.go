@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
@@ -22,7 +21,7 @@ import (
 func (t *Target) planPlain(ctx context.Context, sp seal.Spec) (reconcile.Change, error) {
 	r := t.resource(sp.Name)
 	want := sp.Secret()
-	live, err := t.kube.CoreV1().Secrets(sp.Namespace).Get(ctx, sp.Name, metav1.GetOptions{})
+	live, err := t.kube.Secret(ctx, sp.Namespace, sp.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return reconcile.Change{Resource: r, Action: reconcile.Create, Detail: fmt.Sprintf("UNSEALED Secret with %s", keysDetail(sp)), Apply: t.applyPlain(sp)}, nil
@@ -52,19 +51,18 @@ func (t *Target) planPlain(ctx context.Context, sp seal.Spec) (reconcile.Change,
 func (t *Target) applyPlain(sp seal.Spec) func(context.Context) error {
 	return func(ctx context.Context) error {
 		r := t.resource(sp.Name)
-		api := t.kube.CoreV1().Secrets(sp.Namespace)
 		for attempt := 0; ; attempt++ {
 			want := sp.Secret()
-			live, err := api.Get(ctx, sp.Name, metav1.GetOptions{})
+			live, err := t.kube.Secret(ctx, sp.Namespace, sp.Name)
 			switch {
 			case apierrors.IsNotFound(err):
-				_, err = api.Create(ctx, want, metav1.CreateOptions{FieldManager: "bootstrap"})
+				err = t.kube.CreateSecret(ctx, want)
 			case err != nil:
 				return fmt.Errorf("read %s: %w", r, hintRBAC(err))
 			default:
 				live.Data, live.StringData = want.Data, nil
 				live.Labels = merge(live.Labels, want.Labels)
-				_, err = api.Update(ctx, live, metav1.UpdateOptions{FieldManager: "bootstrap"})
+				err = t.kube.UpdateSecret(ctx, live)
 			}
 			if (apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err)) && attempt < 3 {
 				continue

@@ -6,11 +6,8 @@ import (
 	"strings"
 	"time"
 
-	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
@@ -26,12 +23,12 @@ func (t *Target) planSealed(ctx context.Context, sp seal.Spec) (reconcile.Change
 	if err != nil {
 		return reconcile.Change{}, err
 	}
-	live, err := t.sealed.BitnamiV1alpha1().SealedSecrets(sp.Namespace).Get(ctx, sp.Name, metav1.GetOptions{})
+	live, err := t.kube.SealedSecret(ctx, sp.Namespace, sp.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		d := fmt.Sprintf("seal %s (%s) into SealedSecret", keysDetail(sp), sp.Scope.String())
 		if takeOver {
-			d += "; take over the existing Secret (annotate it " + ssv1alpha1.SealedSecretManagedAnnotation + ")"
+			d += "; take over the existing Secret (annotate it " + seal.AnnotationManaged + ")"
 		}
 		return reconcile.Change{Resource: r, Action: reconcile.Create, Detail: d, Apply: t.applySealed(sp, takeOver)}, nil
 	case err != nil:
@@ -42,7 +39,7 @@ func (t *Target) planSealed(ctx context.Context, sp seal.Spec) (reconcile.Change
 		return reconcile.Change{}, fmt.Errorf("%s: %w", r, err)
 	}
 	if takeOver {
-		why = strings.TrimPrefix(why+"; take over the existing Secret (annotate it "+ssv1alpha1.SealedSecretManagedAnnotation+")", "; ")
+		why = strings.TrimPrefix(why+"; take over the existing Secret (annotate it "+seal.AnnotationManaged+")", "; ")
 	}
 	if why == "" {
 		return reconcile.Change{Resource: r, Action: reconcile.Noop}, nil
@@ -54,7 +51,7 @@ func (t *Target) planSealed(ctx context.Context, sp seal.Spec) (reconcile.Change
 // SealedSecret owns and that is not annotated managed: the controller
 // refuses to overwrite it until it is.
 func (t *Target) unmanagedSecret(ctx context.Context, sp seal.Spec) (bool, error) {
-	s, err := t.kube.CoreV1().Secrets(sp.Namespace).Get(ctx, sp.Name, metav1.GetOptions{})
+	s, err := t.kube.Secret(ctx, sp.Namespace, sp.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return false, nil
@@ -66,14 +63,14 @@ func (t *Target) unmanagedSecret(ctx context.Context, sp seal.Spec) (bool, error
 			return false, nil
 		}
 	}
-	return s.Annotations[ssv1alpha1.SealedSecretManagedAnnotation] != "true", nil
+	return s.Annotations[seal.AnnotationManaged] != "true", nil
 }
 
 // annotateManaged marks an existing Secret managed (metadata only: its
 // data is neither read nor written) so the controller may replace it.
 func (t *Target) annotateManaged(ctx context.Context, sp seal.Spec) error {
-	patch := []byte(`{"metadata":{"annotations":{"` + ssv1alpha1.SealedSecretManagedAnnotation + `":"true"}}}`)
-	_, err := t.kube.CoreV1().Secrets(sp.Namespace).Patch(ctx, sp.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "bootstrap"})
+	patch := []byte(`{"metadata":{"annotations":{"` + seal.AnnotationManaged + `":"true"}}}`)
+	err := t.kube.PatchSecret(ctx, sp.Namespace, sp.Name, patch)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -94,16 +91,15 @@ func (t *Target) applySealed(sp seal.Spec, takeOver bool) func(context.Context) 
 				return err
 			}
 		}
-		api := t.sealed.BitnamiV1alpha1().SealedSecrets(sp.Namespace)
 		for attempt := 0; ; attempt++ {
 			ss, err := seal.Seal(t.cert, sp)
 			if err != nil {
 				return err
 			}
-			live, err := api.Get(ctx, sp.Name, metav1.GetOptions{})
+			live, err := t.kube.SealedSecret(ctx, sp.Namespace, sp.Name)
 			switch {
 			case apierrors.IsNotFound(err):
-				_, err = api.Create(ctx, ss, metav1.CreateOptions{FieldManager: "bootstrap"})
+				err = t.kube.CreateSealedSecret(ctx, ss)
 			case err != nil:
 				return fmt.Errorf("read %s: %w", r, hintRBAC(err))
 			default:
@@ -115,7 +111,7 @@ func (t *Target) applySealed(sp seal.Spec, takeOver bool) func(context.Context) 
 				// annotations); ours win.
 				ss.Labels = merge(live.Labels, ss.Labels)
 				ss.Annotations = merge(dropScope(live.Annotations), ss.Annotations)
-				_, err = api.Update(ctx, ss, metav1.UpdateOptions{FieldManager: "bootstrap"})
+				err = t.kube.UpdateSealedSecret(ctx, ss)
 			}
 			if (apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err)) && attempt < 3 {
 				continue
@@ -124,7 +120,7 @@ func (t *Target) applySealed(sp seal.Spec, takeOver bool) func(context.Context) 
 				return fmt.Errorf("write %s: %w", r, hintRBAC(err))
 			}
 			if t.out.Wait {
-				got, err := api.Get(ctx, sp.Name, metav1.GetOptions{})
+				got, err := t.kube.SealedSecret(ctx, sp.Namespace, sp.Name)
 				if err != nil {
 					return fmt.Errorf("read %s: %w", r, hintRBAC(err))
 				}
@@ -141,7 +137,7 @@ func (t *Target) applySealed(sp seal.Spec, takeOver bool) func(context.Context) 
 func dropScope(m map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range m {
-		if k != ssv1alpha1.SealedSecretClusterWideAnnotation && k != ssv1alpha1.SealedSecretNamespaceWideAnnotation {
+		if k != seal.AnnotationClusterWide && k != seal.AnnotationNamespaceWide {
 			out[k] = v
 		}
 	}
@@ -150,7 +146,7 @@ func dropScope(m map[string]string) map[string]string {
 
 // waitUnsealed waits (with output.wait) until the controller reports the
 // SealedSecret synced at its current generation and the Secret exists.
-func (t *Target) waitUnsealed(ctx context.Context, sp seal.Spec, ss *ssv1alpha1.SealedSecret) error {
+func (t *Target) waitUnsealed(ctx context.Context, sp seal.Spec, ss *seal.SealedSecret) error {
 	if !t.out.Wait {
 		return nil
 	}
@@ -160,14 +156,14 @@ func (t *Target) waitUnsealed(ctx context.Context, sp seal.Spec, ss *ssv1alpha1.
 	gen := ss.Generation
 	last := "the controller has not reported on it yet"
 	for {
-		cur, err := t.sealed.BitnamiV1alpha1().SealedSecrets(sp.Namespace).Get(ctx, sp.Name, metav1.GetOptions{})
+		cur, err := t.kube.SealedSecret(ctx, sp.Namespace, sp.Name)
 		if err == nil && cur.Status != nil && cur.Status.ObservedGeneration >= gen {
 			for _, c := range cur.Status.Conditions {
-				if c.Type != ssv1alpha1.SealedSecretSynced {
+				if c.Type != seal.ConditionSynced {
 					continue
 				}
 				if c.Status == corev1.ConditionTrue {
-					if _, err := t.kube.CoreV1().Secrets(sp.Namespace).Get(ctx, sp.Name, metav1.GetOptions{}); err == nil {
+					if _, err := t.kube.Secret(ctx, sp.Namespace, sp.Name); err == nil {
 						return nil
 					}
 				} else {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
@@ -31,7 +30,7 @@ func (t *Target) planFile(sp seal.Spec) (reconcile.Change, error) {
 	if err != nil {
 		return reconcile.Change{}, fmt.Errorf("%s: %w", r, err)
 	}
-	var live ssv1alpha1.SealedSecret
+	var live seal.SealedSecret
 	why := ""
 	if err := yaml.Unmarshal(b, &live); err != nil || live.Kind != "SealedSecret" {
 		why = "not a SealedSecret file"
@@ -70,7 +69,7 @@ func (t *Target) applyFile(sp seal.Spec) func(context.Context) error {
 
 // MarshalYAML renders a SealedSecret like kubeseal -o yaml, without the
 // empty creationTimestamp and status fields.
-func MarshalYAML(ss *ssv1alpha1.SealedSecret) ([]byte, error) {
+func MarshalYAML(ss *seal.SealedSecret) ([]byte, error) {
 	j, err := json.Marshal(ss)
 	if err != nil {
 		return nil, err

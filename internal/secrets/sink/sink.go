@@ -19,15 +19,13 @@ import (
 	"sync"
 	"time"
 
-	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
-	ssclient "github.com/bitnami-labs/sealed-secrets/pkg/client/clientset/versioned"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/credential"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
+	"github.com/health-data-ai/bootstrap/internal/secrets/kubecore"
 	"github.com/health-data-ai/bootstrap/internal/secrets/seal"
 )
 
@@ -44,11 +42,10 @@ type Target struct {
 	// in-cluster config or kubeconfig (tests).
 	RestConfig *rest.Config
 
-	mu     sync.Mutex
-	kube   kubernetes.Interface
-	sealed ssclient.Interface
-	cert   *seal.Cert
-	scope  ssv1alpha1.SealingScope
+	mu    sync.Mutex
+	kube  *kubecore.Client
+	cert  *seal.Cert
+	scope seal.Scope
 	// pollEvery is how often the wait for the controller looks.
 	pollEvery time.Duration
 }
@@ -143,15 +140,11 @@ func (t *Target) connectCluster() error {
 			return reconcile.Permanent(err)
 		}
 	}
-	kc, err := kubernetes.NewForConfig(rc)
+	kc, err := kubecore.New(rc)
 	if err != nil {
 		return reconcile.Permanent(fmt.Errorf("kubernetes client: %w", err))
 	}
-	ssc, err := ssclient.NewForConfig(rc)
-	if err != nil {
-		return reconcile.Permanent(fmt.Errorf("kubernetes client: %w", err))
-	}
-	t.kube, t.sealed = kc, ssc
+	t.kube = kc
 	return nil
 }
 

@@ -96,7 +96,7 @@ type Server struct {
 	// Updates counts UpdateSecret requests that verified; Reads the
 	// GetSecretBundleByName and GetSecret requests that verified.
 	Updates, Reads int
-	bodies  []string
+	bodies         []string
 }
 
 type fakeSecret struct {
