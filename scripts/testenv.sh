@@ -645,17 +645,20 @@ rabbitmq_env() {
 minio_build() {
   [ -x "$MINIO_BIN" ] && return 0
   command -v go >/dev/null || die "minio: go is needed to build $MINIO_BIN"
-  local tmp
+  local tmp t0=$SECONDS
   tmp=$(mktemp -d)
-  log "minio: building $MINIO_VERSION into $(dirname "$MINIO_BIN") (a few minutes the first time)"
+  log "minio: building $MINIO_VERSION into $(dirname "$MINIO_BIN") (about 8 minutes on two cores the first time)"
   mkdir -p "$(dirname "$MINIO_BIN")"
-  # From an empty folder outside the repo, so the project's go.mod is not involved.
-  if ! (cd "$tmp" && GOBIN=$(dirname "$MINIO_BIN") GOFLAGS= GO111MODULE=on \
-    go install "github.com/minio/minio@$MINIO_VERSION") >"$tmp/build.log" 2>&1; then
+  # From an empty folder outside the repo, so the project's go.mod is not
+  # involved; static and stripped, as MinIO's own release build is (no
+  # debug information to write: the link is the slowest step).
+  if ! (cd "$tmp" && GOBIN=$(dirname "$MINIO_BIN") GOFLAGS= GO111MODULE=on CGO_ENABLED=0 \
+    go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION") >"$tmp/build.log" 2>&1; then
     tail -n 20 "$tmp/build.log" >&2
     die "minio: build failed (log: $tmp/build.log)"
   fi
   rm -rf "$tmp"
+  log "minio: built in $((SECONDS - t0))s"
 }
 
 # MinIO serves HTTPS on its whole port once its certs folder holds

@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # testenv.d/helm.sh — tools (not servers) for the chart and image tests:
 #
-#   helm   the Helm CLI, built from source at HELM_VERSION and cached in
-#          $CACHE/helm-$HELM_VERSION-k8s<version>/ (keyed by the version and
-#          the linked-in Kubernetes version); exports BOOTSTRAP_TEST_HELM.
+#   helm   the Helm CLI at $HELM_VERSION, built by gotools_build (gotools.sh)
+#          with the Kubernetes version it assumes for lint and .Capabilities
+#          linked in; exports BOOTSTRAP_TEST_HELM.
 #   qemu   qemu-aarch64 from Debian's qemu-user, to run the arm64 binary;
 #          exports BOOTSTRAP_TEST_QEMU_AARCH64.
 #   compose  Debian's docker-compose, which checks a compose file without a
@@ -13,43 +13,16 @@
 # uses. A tool is "alive" when its binary is installed; "down" leaves it
 # installed (it runs nothing).
 
-HELM_VERSION=v3.22.0
-# The Kubernetes version helm assumes for lint and for .Capabilities in
-# `helm template` is linked in; without these flags it is 1.20, older than
-# anything a cluster runs today. The charts need >= 1.25; the objects are
-# checked against the real kube-apiserver of kube.sh as well.
-HELM_K8S_MAJOR=1
-HELM_K8S_MINOR=37
-HELM_BIN=$CACHE/helm-$HELM_VERSION-k8s$HELM_K8S_MAJOR.$HELM_K8S_MINOR/helm
+HELM_BIN=$GOTOOLS_BIN/helm
 
 SERVERS="$SERVERS helm qemu compose"
 
 helm_alive() { [ -x "$HELM_BIN" ]; }
 
 helm_up() {
-  if helm_alive; then
-    log "helm: $HELM_BIN"
-    return 0
-  fi
-  command -v go >/dev/null || die "helm: go is needed to build $HELM_BIN"
-  local tmp pkg=helm.sh/helm/v3
-  tmp=$(mktemp -d)
-  log "helm: building $HELM_VERSION into $(dirname "$HELM_BIN") (about a minute the first time)"
-  mkdir -p "$(dirname "$HELM_BIN")"
-  # From an empty folder outside the repo, so the project's go.mod is not involved.
-  if ! (cd "$tmp" && GOBIN=$(dirname "$HELM_BIN") GOFLAGS= GO111MODULE=on CGO_ENABLED=0 \
-    go install -trimpath -ldflags "-s -w \
-      -X $pkg/internal/version.version=$HELM_VERSION \
-      -X $pkg/pkg/lint/rules.k8sVersionMajor=$HELM_K8S_MAJOR \
-      -X $pkg/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
-      -X $pkg/pkg/chartutil.k8sVersionMajor=$HELM_K8S_MAJOR \
-      -X $pkg/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" \
-    "$pkg/cmd/helm@$HELM_VERSION") >"$tmp/build.log" 2>&1; then
-    tail -n 20 "$tmp/build.log" >&2
-    die "helm: build failed (log: $tmp/build.log)"
-  fi
-  rm -rf "$tmp"
+  gotools_build
   "$HELM_BIN" version --short >/dev/null || die "helm: $HELM_BIN does not run"
+  log "helm: $HELM_BIN"
 }
 
 helm_down() { :; }

@@ -8,13 +8,9 @@
 #
 # - etcd from Debian (etcd-server, installed when missing), client port
 #   KUBE_ETCD_PORT, peer port KUBE_ETCD_PEER_PORT, data under $DIR/kube/etcd.
-# - kube-apiserver and kubectl built from k8s.io/kubernetes $KUBE_VERSION in a
-#   throwaway module under $CACHE/src (every staging module replaced by its
-#   v0.x.y twin), cached in $CACHE/kubernetes-$KUBE_VERSION (kube_build, which
-#   builds node.sh's kubelet, controller-manager and scheduler the same way,
-#   logging what each build took); kubeseal and the controller built from
-#   sealed-secrets $SEALED_SECRETS_VERSION, cached in
-#   $CACHE/sealed-secrets-$SEALED_SECRETS_VERSION.
+# - kube-apiserver, kubectl, kubeseal and the Sealed Secrets controller at
+#   the versions gotools.sh pins, built by gotools_build with the rest of the
+#   test env's Go tools.
 # - TLS from a CA made here with openssl; the admin authenticates with a
 #   static token (group system:masters) kept in a 0600 token file, so no
 #   password or token ever appears on a command line. Authorization is
@@ -36,95 +32,19 @@
 # `scripts/testenv.sh up kube` builds on first use (several minutes on two
 # cores); `KUBE_BUILD_ONLY=1 scripts/testenv.sh up kube` only builds.
 
-KUBE_VERSION=v1.34.4
-SEALED_SECRETS_VERSION=v0.27.1
 # The Prometheus Operator's CRDs ship in its Go module: the ServiceMonitor
 # CRD comes from there, so the charts' ServiceMonitors meet the real schema.
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 KUBE_API_PORT=36443
 KUBE_ETCD_PORT=32379
 KUBE_ETCD_PEER_PORT=32380
-KUBE_BIN=$CACHE/kubernetes-$KUBE_VERSION
-SEALED_BIN=$CACHE/sealed-secrets-$SEALED_SECRETS_VERSION
+# Versions and binaries: gotools.sh.
+KUBE_BIN=$GOTOOLS_BIN
+SEALED_BIN=$GOTOOLS_BIN
 
 SERVERS="$SERVERS kube"
 
 kube_dir() { echo "$DIR/kube"; }
-
-# KUBE_CMDS: every command built from k8s.io/kubernetes, all from one throwaway
-# module; kube uses the first two, node.sh the other three.
-KUBE_CMDS="kubectl kube-apiserver kubelet kube-controller-manager kube-scheduler"
-
-# kube_build CMD...: build the named k8s.io/kubernetes commands that are not in
-# $KUBE_BIN yet (CGO_ENABLED=0, version stamped), logging what each took.
-kube_build() {
-  local cmd todo=()
-  for cmd in "$@"; do [ -x "$KUBE_BIN/$cmd" ] || todo+=("$cmd"); done
-  [ ${#todo[@]} -eq 0 ] && return 0
-  command -v go >/dev/null || die "kube: go is needed to build ${todo[*]}"
-  local src=$CACHE/src/kubernetes-$KUBE_VERSION
-  mkdir -p "$src" "$KUBE_BIN"
-  log "kube: building ${todo[*]} $KUBE_VERSION into $KUBE_BIN (minutes each the first time)"
-  (
-    cd "$src"
-    export GOFLAGS=-mod=mod GO111MODULE=on CGO_ENABLED=0
-    local staging=v0.${KUBE_VERSION#v1.} minor=${KUBE_VERSION#v1.} ld modfile t0 c
-    minor=${minor%%.*}
-    {
-      printf '//go:build tools\n\npackage tools\n\nimport (\n'
-      for c in $KUBE_CMDS; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
-      printf ')\n'
-    } >tools.go.new
-    # The module is (re)made when the list of commands changed.
-    if ! cmp -s tools.go.new tools.go || [ ! -s go.sum ]; then
-      go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >download.json
-      modfile=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' download.json)
-      {
-        printf 'module bootstrap-testenv/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
-        # Every staging module but the samples, at the matching v0 version.
-        sed -n '/^replace/,/^)/p' "$modfile" | grep '=> ./staging' | grep -v sample- |
-          awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}'
-        printf ')\n'
-      } >go.mod
-      mv -f tools.go.new tools.go
-      t0=$SECONDS
-      go mod tidy >tidy.log 2>&1 || { rm -f tools.go; tail -n 20 tidy.log >&2; exit 1; }
-      log "kube: module for $KUBE_CMDS ready in $((SECONDS - t0))s"
-    fi
-    rm -f tools.go.new
-    ld="-s -w"
-    for c in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ld="$ld -X $c.gitVersion=$KUBE_VERSION -X $c.gitMajor=1 -X $c.gitMinor=$minor"
-    done
-    for cmd in "${todo[@]}"; do
-      t0=$SECONDS
-      go build -trimpath -ldflags "$ld" -o "$KUBE_BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >"build-$cmd.log" 2>&1 ||
-        { tail -n 20 "build-$cmd.log" >&2; exit 1; }
-      mv -f "$KUBE_BIN/$cmd.tmp" "$KUBE_BIN/$cmd"
-      log "kube: built $cmd in $((SECONDS - t0))s"
-    done
-  ) || die "kube: building ${todo[*]} $KUBE_VERSION failed (logs in $src)"
-}
-
-# kube_build_kubernetes: kube-apiserver and kubectl.
-kube_build_kubernetes() { kube_build kubectl kube-apiserver; }
-
-# kube_build_sealed_secrets: kubeseal and the controller.
-kube_build_sealed_secrets() {
-  [ -x "$SEALED_BIN/kubeseal" ] && [ -x "$SEALED_BIN/controller" ] && return 0
-  local tmp
-  tmp=$(mktemp -d)
-  mkdir -p "$SEALED_BIN"
-  log "kube: building kubeseal and the sealed-secrets controller $SEALED_SECRETS_VERSION into $SEALED_BIN"
-  if ! (cd "$tmp" && GOFLAGS='' GO111MODULE=on CGO_ENABLED=0 GOBIN=$SEALED_BIN go install -trimpath \
-    -ldflags "-s -w -X main.VERSION=$SEALED_SECRETS_VERSION" \
-    "github.com/bitnami-labs/sealed-secrets/cmd/kubeseal@$SEALED_SECRETS_VERSION" \
-    "github.com/bitnami-labs/sealed-secrets/cmd/controller@$SEALED_SECRETS_VERSION") >"$tmp/build.log" 2>&1; then
-    tail -n 20 "$tmp/build.log" >&2
-    die "kube: sealed-secrets build failed (log: $tmp/build.log)"
-  fi
-  rm -rf "$tmp"
-}
 
 # module_dir MODULE@VERSION: where the Go module cache keeps a module.
 module_dir() {
@@ -264,8 +184,7 @@ kube_up() {
     return 0
   fi
   kube_need_etcd
-  kube_build_kubernetes
-  kube_build_sealed_secrets
+  gotools_build
   [ "${KUBE_BUILD_ONLY:-0}" = 1 ] && { log "kube: built (KUBE_BUILD_ONLY=1: not starting)"; return 0; }
   stop_pid "$d/apiserver.pid" kube-apiserver 10
   stop_pid "$d/etcd.pid" etcd 10

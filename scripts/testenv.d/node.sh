@@ -2,11 +2,10 @@
 # node: one Kubernetes node for the kube-apiserver of kube.sh, so the chart
 # can be installed for real: containerd + runc + the CNI bridge from Debian, a
 # kubelet, kube-controller-manager and kube-scheduler at $KUBE_VERSION (built
-# by kube_build from the same throwaway module as kube-apiserver, cached in
-# $KUBE_BIN). Everything listens on loopback only; the node is "localhost".
+# by gotools_build with kube-apiserver, cached in $KUBE_BIN). Everything listens on loopback only; the node is "localhost".
 #
 # Sourced by scripts/testenv.sh after kube.sh, whose functions it uses
-# (kube_alive, kube_build, kube_sign, kube_dir, $KUBE_BIN, $KUBE_API_PORT).
+# (kube_alive, kube_sign, kube_dir, $KUBE_BIN, $KUBE_API_PORT).
 # Facts behind each choice: /work/shared/notes/node.md.
 #
 # Leaving the machine as it found it:
@@ -302,7 +301,7 @@ node_up() {
     return 0
   fi
   if [ "${KUBE_BUILD_ONLY:-0}" = 1 ]; then
-    kube_build kubelet kube-controller-manager kube-scheduler
+    gotools_build
     log "node: built (KUBE_BUILD_ONLY=1: not starting)"
     return 0
   fi
@@ -313,7 +312,7 @@ node_up() {
     return 0
   fi
   node_need_packages
-  kube_build kubelet kube-controller-manager kube-scheduler
+  gotools_build
   kube_alive || die "node: kube is not running (scripts/testenv.sh up kube)"
   case $DIR/ in /run/*) die "node: BOOTSTRAP_TESTENV_DIR under /run is not supported (the node mounts a tmpfs there)" ;; esac
   # What an earlier start left behind goes first.
