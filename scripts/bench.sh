@@ -74,9 +74,9 @@ probe() {
   echo "probe_${name}_imports=$(printf '%s ' "$@" | sed 's/ $//; s/ /, /g')"
   rm -rf "$d"
 }
-probe today k8s.io/client-go/kubernetes github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1 \
+probe before k8s.io/client-go/kubernetes github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1 \
   github.com/bitnami-labs/sealed-secrets/pkg/client/clientset/versioned k8s.io/client-go/dynamic k8s.io/client-go/tools/clientcmd >>"$ENV"
-probe trim k8s.io/client-go/rest k8s.io/api/core/v1 github.com/bitnami-labs/sealed-secrets/pkg/crypto \
+probe now k8s.io/client-go/rest k8s.io/api/core/v1 github.com/bitnami-labs/sealed-secrets/pkg/crypto \
   k8s.io/client-go/dynamic k8s.io/client-go/tools/clientcmd >>"$ENV"
 
 # The binary as shipped but with symbols, for the size table.

@@ -291,6 +291,8 @@ need_packages() {
   [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
   command -v curl >/dev/null || missing+=(curl)
   command -v openssl >/dev/null || missing+=(openssl)
+  # GNU time: the benchmarks' peak RSS of a child (see internal/benchtest).
+  [ -x /usr/bin/time ] || missing+=(time)
   [ ${#missing[@]} -eq 0 ] && return 0
   is_root || die "missing packages: ${missing[*]} (install them as root: apt-get install -y ${missing[*]})"
   log "installing ${missing[*]}"

@@ -17,7 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -109,11 +110,22 @@ func Build(b *testing.B, pkgDir string) string {
 }
 
 // Run runs bin with env and args and returns its wall time and peak RSS in
-// MiB (the child's rusage maxrss). A failed run fails the benchmark with
-// its output.
+// MiB. A failed run fails the benchmark with its output.
+//
+// The peak comes from GNU time (%M), which forks before it execs bin. Go's
+// os/exec starts a child with vfork (CLONE_VM): until exec the child runs
+// in the parent's memory, and Linux carries that memory's high-water mark
+// into the child's rusage maxrss, so ProcessState's maxrss would report
+// this test binary's size, not bootstrap's. The wall time includes time's
+// own fork and exec, a millisecond.
 func Run(b *testing.B, bin string, env []string, args ...string) (time.Duration, float64) {
 	b.Helper()
-	cmd := exec.Command(bin, args...)
+	const gnuTime = "/usr/bin/time"
+	if _, err := os.Stat(gnuTime); err != nil {
+		b.Fatalf("%s (Debian package time) measures peak RSS: %v", gnuTime, err)
+	}
+	out := filepath.Join(b.TempDir(), "maxrss")
+	cmd := exec.Command(gnuTime, append([]string{"-f", "%M", "-o", out, bin}, args...)...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -123,9 +135,13 @@ func Run(b *testing.B, bin string, env []string, args ...string) (time.Duration,
 	if err != nil {
 		b.Fatalf("bootstrap %v: %v\n%s\n%s", args, err, stdout.String(), stderr.String())
 	}
-	var rss float64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = float64(ru.Maxrss) / 1024 // KiB on Linux
+	m, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return d, rss
+	kib, err := strconv.ParseFloat(strings.TrimSpace(string(m)), 64)
+	if err != nil {
+		b.Fatalf("GNU time's maxrss %q: %v", m, err)
+	}
+	return d, kib / 1024
 }
