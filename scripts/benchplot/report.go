@@ -144,9 +144,8 @@ func reason(results []result, v verdict, floor float64, env map[string]string) s
 			"has idle cores: this machine has %s, and the load average was %s at the start and %s at the end.",
 			num(base), env["cores"], env["load_start"], env["load_end"])
 	case v.unit == "peak-rss-MiB":
-		return fmt.Sprintf("%s MiB of it is the binary's start alone (`bootstrap version`: its code and data paged in, "+
-			"which client-go's scheme registration at init touches widely); the probes under Binary size measure what linking "+
-			"the Kubernetes code costs.", num(med(results, "BenchmarkPlatform", "version-rss-MiB")))
+		return fmt.Sprintf("%s MiB of it is the binary's start alone (`bootstrap version`: its code and data paged in); "+
+			"the probes under Binary size measure what the Kubernetes code linked costs.", num(med(results, "BenchmarkPlatform", "version-rss-MiB")))
 	}
 	return "measured as shown."
 }
