@@ -100,7 +100,7 @@ gotools_build() {
   local src=$CACHE/src/gotools out t pkgs=() t0
   mkdir -p "$src" "$GOTOOLS_BIN"
   for t in $GOTOOLS; do pkgs+=("${t#*=}"); done
-  log "gotools: building kubernetes $KUBE_VERSION, helm $HELM_VERSION and sealed-secrets $SEALED_SECRETS_VERSION into $GOTOOLS_BIN (about 15 minutes on two cores the first time)"
+  log "gotools: building kubernetes $KUBE_VERSION, helm $HELM_VERSION and sealed-secrets $SEALED_SECRETS_VERSION into $GOTOOLS_BIN (about 18 minutes on two cores the first time: some 2,000 CPU-seconds)"
   out=$(mktemp -d "$GOTOOLS_BIN.XXXXXX")
   (
     export GOFLAGS=-mod=mod GO111MODULE=on CGO_ENABLED=0
