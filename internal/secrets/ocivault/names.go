@@ -193,26 +193,38 @@ func (s *Source) taken(ctx context.Context, vc *vault.VaultsClient, name string,
 // OCI answers 404 for its bundle while its first version is CREATING.
 // Reads are retried after growing, jittered pauses.
 func (s *Source) awaitWinner(ctx context.Context, name string) error {
-	wctx, cancel := context.WithTimeout(ctx, s.wait)
-	defer cancel()
+	deadline := time.Now().Add(s.wait)
 	for attempt := 1; ; attempt++ {
-		_, err := s.Get(wctx, name)
+		// Reads run under the caller's context (bundle bounds each), not
+		// one that ends with the wait: a read cut off by that deadline
+		// would report the context's error instead of the vault's answer
+		// (and the SDK's retry goroutine outlives such a call).
+		_, err := s.Get(ctx, name)
 		if err == nil || !errors.Is(err, secrets.ErrNotFound) {
 			return err
 		}
-		d := min(s.pollEvery<<min(attempt-1, 5), 10*time.Second)
-		d = d/2 + rand.N(d/2+1)
-		s.log.Info("waiting for vault secret another run created", "secret", name, "attempt", attempt, "retryIn", d.Round(time.Millisecond).String())
-		t := time.NewTimer(d)
-		select {
-		case <-wctx.Done():
-			t.Stop()
-			if ctx.Err() != nil {
-				return fmt.Errorf("create secret %q in %s: %w", name, s, ctx.Err())
-			}
+		left := time.Until(deadline)
+		if left <= 0 {
 			return fmt.Errorf("create secret %q in %s: another run created it first, but its value could not be read within waitTimeout %s: %w", name, s, s.wait, err)
-		case <-t.C:
 		}
+		d := min(s.pollEvery<<min(attempt-1, 5), 10*time.Second)
+		d = min(d/2+rand.N(d/2+1), left)
+		s.log.Info("waiting for vault secret another run created", "secret", name, "attempt", attempt, "retryIn", d.Round(time.Millisecond).String())
+		if err := sleep(ctx, d); err != nil {
+			return fmt.Errorf("create secret %q in %s: %w", name, s, err)
+		}
+	}
+}
+
+// sleep waits d, or until ctx ends (its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -102,8 +102,9 @@ func (s *Source) Stage(ctx context.Context, name string, value credential.Creden
 // no longer UPDATING is another writer's, and the run fails saying so.
 func (s *Source) awaitPending(ctx context.Context, name string, value credential.Credential, id *string, contended bool) error {
 	const op = "stage a new version of"
-	ctx, cancel := context.WithTimeout(ctx, s.wait)
-	defer cancel()
+	// As in awaitWinner, reads run under the caller's context and the
+	// wait is a deadline of our own.
+	deadline := time.Now().Add(s.wait)
 	for {
 		// The state is read before PENDING: a secret already settled then
 		// shows every update made before, ours included.
@@ -114,28 +115,26 @@ func (s *Source) awaitPending(ctx context.Context, name string, value credential
 				return err
 			}
 			sec, err := vc.GetSecret(ctx, vault.GetSecretRequest{SecretId: id})
-			if err != nil && ctx.Err() == nil {
+			if err != nil {
 				return s.explain(op, name, err)
 			}
-			settled = err == nil && sec.LifecycleState != vault.SecretLifecycleStateUpdating
+			settled = sec.LifecycleState != vault.SecretLifecycleStateUpdating
 		}
 		p, err := s.Pending(ctx, name)
 		switch {
 		case err == nil && p.Equal(value):
 			return nil
 		case err != nil && !errors.Is(err, secrets.ErrNotFound):
-			if ctx.Err() == nil {
-				return err
-			}
+			return err
 		case settled:
 			return fmt.Errorf("%s secret %q in %s: the secret changed while it was being staged (another bootstrap rotating it?); run again", op, name, s)
 		}
-		t := time.NewTimer(s.pollEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		left := time.Until(deadline)
+		if left <= 0 {
 			return fmt.Errorf("%s secret %q in %s: not readable as PENDING within waitTimeout %s", op, name, s, s.wait)
-		case <-t.C:
+		}
+		if err := sleep(ctx, min(s.pollEvery, left)); err != nil {
+			return fmt.Errorf("%s secret %q in %s: %w", op, name, s, err)
 		}
 	}
 }
