@@ -38,46 +38,48 @@ type state struct {
 	promoted          time.Time
 }
 
-// read reads c's state from the source. notFound tells the source's
-// "no such value" apart from a failure to answer.
+// read reads c's state from the source, in one Snapshot where the source
+// has it, and decodes it.
 func (c *Credential) read(ctx context.Context, notFound func(error) bool) (state, error) {
 	var s state
-	name, declared := c.Config.Secret, c.Config.Name
-	if sn, ok := c.Vault.(Snapshotter); ok {
-		v, err := sn.Snapshot(ctx, name)
-		if err != nil {
-			return s, err
-		}
-		s.current, s.promoted = credential.DecodeLogin(v.Current, declared), v.Promoted
-		if s.hasPending = v.HasPending; s.hasPending {
-			s.pending = credential.DecodeLogin(v.Pending, declared)
-		}
-		if s.hasPrevious = v.HasPrevious; s.hasPrevious {
-			s.previous = credential.DecodeLogin(v.Previous, declared)
-		}
-		return s, nil
-	}
-	cur, err := c.Vault.Get(ctx, name)
+	v, err := c.snapshot(ctx, notFound)
 	if err != nil {
 		return s, err
 	}
-	s.current = credential.DecodeLogin(cur, declared)
-	switch p, err := c.Vault.Pending(ctx, name); {
-	case err == nil:
-		s.pending, s.hasPending = credential.DecodeLogin(p, declared), true
-	case !notFound(err):
-		return s, err
+	declared := c.Config.Name
+	s.current, s.promoted = credential.DecodeLogin(v.Current, declared), v.Promoted
+	if s.hasPending = v.HasPending; s.hasPending {
+		s.pending = credential.DecodeLogin(v.Pending, declared)
 	}
-	switch p, err := c.Vault.Previous(ctx, name); {
-	case err == nil:
-		s.previous, s.hasPrevious = credential.DecodeLogin(p, declared), true
-	case !notFound(err):
-		return s, err
-	}
-	if s.promoted, err = c.Vault.Promoted(ctx, name); err != nil {
-		return s, err
+	if s.hasPrevious = v.HasPrevious; s.hasPrevious {
+		s.previous = credential.DecodeLogin(v.Previous, declared)
 	}
 	return s, nil
+}
+
+// snapshot is the source's Snapshot, or the same read value by value.
+// notFound tells the source's "no such value" apart from a failure to
+// answer.
+func (c *Credential) snapshot(ctx context.Context, notFound func(error) bool) (Snapshot, error) {
+	name := c.Config.Secret
+	if sn, ok := c.Vault.(Snapshotter); ok {
+		return sn.Snapshot(ctx, name)
+	}
+	var v Snapshot
+	var err error
+	if v.Current, err = c.Vault.Get(ctx, name); err != nil {
+		return v, err
+	}
+	if v.Pending, err = c.Vault.Pending(ctx, name); err != nil && !notFound(err) {
+		return v, err
+	}
+	v.HasPending = err == nil
+	if v.Previous, err = c.Vault.Previous(ctx, name); err != nil && !notFound(err) {
+		return v, err
+	}
+	v.HasPrevious = err == nil
+	v.Promoted, err = c.Vault.Promoted(ctx, name)
+	return v, err
 }
 
 // old is the login the last promotion replaced, when it is another
