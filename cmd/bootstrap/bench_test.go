@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/health-data-ai/bootstrap/internal/benchtest"
@@ -37,29 +36,19 @@ func BenchmarkPlatform(b *testing.B) {
 	env := append(os.Environ(),
 		"BENCH_PG="+pgH.Password, "BENCH_REDIS="+rh.Password, "BENCH_RMQ="+rmq.Password,
 		"BENCH_MINIO_USER="+mio.AccessKey, "BENCH_MINIO_SECRET="+mio.SecretKey, "BENCH_ROLE=role-pw-1234567890")
-	var cold, noop, start, version, rss, versionRSS benchtest.Series
+	var apply benchtest.Applies
+	var start, version, versionRSS benchtest.Series
 	for b.Loop() {
 		id := testenv.Unique("pf")
-		f := filepath.Join(b.TempDir(), "platform.yaml")
-		if err := os.WriteFile(f, []byte(platformConfig(id, pgH, pgA, rh, ra, rmq, mio)), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		d, r1 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-		cold.AddMs(d)
-		d, r2 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-		noop.AddMs(d)
-		rss.Add(max(r1, r2))
-		d, _ = benchtest.Run(b, bin, env, "plan", "-f", f, "--only", "redis/health", "--log-level", "warn")
+		f := apply.Measure(b, bin, env, platformConfig(id, pgH, pgA, rh, ra, rmq, mio))
+		d, _ := benchtest.Run(b, bin, env, "plan", "-f", f, "--only", "redis/health", "--log-level", "warn")
 		start.AddMs(d)
 		d, r := benchtest.Run(b, bin, env, "version")
 		version.AddMs(d)
 		versionRSS.Add(r)
 		cleanupPlatform(b, id, pgH, pgA, rmq, mio)
 	}
-	cold.Report(b, "cold-ms")
-	noop.Report(b, "noop-ms")
-	benchtest.Ratio(b, "x-cold", noop, cold)
-	rss.Report(b, "peak-rss-MiB")
+	apply.Report(b, 0)
 	version.Report(b, "version-ms")
 	versionRSS.Report(b, "version-rss-MiB")
 	start.Report(b, "start-to-connect-ms")

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,18 +26,9 @@ func BenchmarkBuckets(b *testing.B) {
 	s3 := benchtest.NewS3Client(mio.Endpoint, mio.AccessKey, mio.SecretKey)
 	for _, n := range []int{20, 200, 2000} {
 		b.Run("buckets="+strconv.Itoa(n), func(b *testing.B) {
-			var cold, noop, base, rss benchtest.Series
-			ours := func(prefix string) {
-				f := filepath.Join(b.TempDir(), "buckets.yaml")
-				if err := os.WriteFile(f, []byte(bucketsConfig(mio, prefix, n)), 0o600); err != nil {
-					b.Fatal(err)
-				}
-				d, r1 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-				cold.AddMs(d)
-				d, r2 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-				noop.AddMs(d)
-				rss.Add(max(r1, r2))
-			}
+			var apply benchtest.Applies
+			var base benchtest.Series
+			ours := func(prefix string) { apply.Measure(b, bin, env, bucketsConfig(mio, prefix, n)) }
 			theirs := func(prefix string) {
 				t0 := time.Now()
 				if err := s3.CreateBuckets(bucketNames(prefix, n)); err != nil {
@@ -59,13 +49,9 @@ func BenchmarkBuckets(b *testing.B) {
 				i++
 				removeBuckets(b, mio, append(bucketNames(po, n), bucketNames(pg, n)...)...)
 			}
-			cold.Report(b, "cold-ms")
-			noop.Report(b, "noop-ms")
+			apply.Report(b, n)
 			base.Report(b, "go-ms")
-			benchtest.Ratio(b, "x-cold", noop, cold)
-			benchtest.Ratio(b, "x-go", cold, base)
-			cold.Scaled(1/float64(n)).Report(b, "ms-per-object")
-			rss.Report(b, "peak-rss-MiB")
+			benchtest.Ratio(b, "x-go", apply.Cold, base)
 		})
 	}
 }

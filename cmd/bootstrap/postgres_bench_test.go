@@ -38,20 +38,13 @@ func BenchmarkPostgres(b *testing.B) {
 	bin := benchtest.Build(b, ".")
 	for _, n := range []int{10, 100, 1000} {
 		b.Run("dbs="+strconv.Itoa(n), func(b *testing.B) {
-			var cold, noop, base, rss benchtest.Series
+			var apply benchtest.Applies
+			var base benchtest.Series
 			ours := func() {
 				prefix := testenv.Unique("bo")
 				defer dropPrefix(b, pg, prefix)
-				f := filepath.Join(b.TempDir(), "bench.yaml")
-				if err := os.WriteFile(f, []byte(postgresConfig(pg, prefix, n)), 0o600); err != nil {
-					b.Fatal(err)
-				}
 				env := append(os.Environ(), "BENCH_ADMIN="+pg.Password, "BENCH_ROLE=pw-"+prefix)
-				d, r1 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-				cold.AddMs(d)
-				d, r2 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-				noop.AddMs(d)
-				rss.Add(max(r1, r2))
+				apply.Measure(b, bin, env, postgresConfig(pg, prefix, n))
 			}
 			theirs := func() {
 				prefix := testenv.Unique("bp")
@@ -69,13 +62,9 @@ func BenchmarkPostgres(b *testing.B) {
 				}
 				i++
 			}
-			cold.Report(b, "cold-ms")
-			noop.Report(b, "noop-ms")
+			apply.Report(b, n)
 			base.Report(b, "psql-ms")
-			benchtest.Ratio(b, "x-psql", cold, base)
-			benchtest.Ratio(b, "x-cold", noop, cold)
-			cold.Scaled(1/float64(n)).Report(b, "ms-per-object")
-			rss.Report(b, "peak-rss-MiB")
+			benchtest.Ratio(b, "x-psql", apply.Cold, base)
 		})
 	}
 }

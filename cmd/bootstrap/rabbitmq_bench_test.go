@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,25 +23,13 @@ func BenchmarkRabbitMQ(b *testing.B) {
 	env := append(os.Environ(), "BENCH_RMQ="+rmq.Password)
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run("objects="+strconv.Itoa(n), func(b *testing.B) {
-			var cold, noop, rss benchtest.Series
+			var ours benchtest.Applies
 			for b.Loop() {
 				vh := testenv.Unique("bq")
-				f := filepath.Join(b.TempDir(), "rabbitmq.yaml")
-				if err := os.WriteFile(f, []byte(rabbitConfig(rmq, vh, n)), 0o600); err != nil {
-					b.Fatal(err)
-				}
-				d, r1 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-				cold.AddMs(d)
-				d, r2 := benchtest.Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
-				noop.AddMs(d)
-				rss.Add(max(r1, r2))
+				ours.Measure(b, bin, env, rabbitConfig(rmq, vh, n))
 				rabbitDelete(rmq, "/vhosts/"+vh)
 			}
-			cold.Report(b, "cold-ms")
-			noop.Report(b, "noop-ms")
-			benchtest.Ratio(b, "x-cold", noop, cold)
-			cold.Scaled(1/float64(n)).Report(b, "ms-per-object")
-			rss.Report(b, "peak-rss-MiB")
+			ours.Report(b, n)
 		})
 	}
 }

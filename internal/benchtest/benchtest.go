@@ -145,3 +145,38 @@ func Run(b *testing.B, bin string, env []string, args ...string) (time.Duration,
 	}
 	return d, kib / 1024
 }
+
+// Applies is what the binary's benchmarks measure of one config: a cold
+// apply, then its no-op re-run, and the higher peak RSS of the two, one
+// sample of each per iteration.
+type Applies struct{ Cold, Noop, RSS Series }
+
+// Measure writes config to a file of its own and runs `bootstrap apply`
+// on it twice with env: the first run is cold, the second a no-op. It
+// returns the file, for runs of other commands on the same config.
+func (a *Applies) Measure(b *testing.B, bin string, env []string, config string) string {
+	b.Helper()
+	f := filepath.Join(b.TempDir(), "bootstrap.yaml")
+	if err := os.WriteFile(f, []byte(config), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	d, r1 := Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
+	a.Cold.AddMs(d)
+	d, r2 := Run(b, bin, env, "apply", "-f", f, "--log-level", "warn")
+	a.Noop.AddMs(d)
+	a.RSS.Add(max(r1, r2))
+	return f
+}
+
+// Report reports cold-ms, noop-ms, x-cold (no-op/cold) and peak-rss-MiB,
+// and for objects > 0 the cold apply per object as ms-per-object.
+func (a Applies) Report(b *testing.B, objects int) {
+	b.Helper()
+	a.Cold.Report(b, "cold-ms")
+	a.Noop.Report(b, "noop-ms")
+	Ratio(b, "x-cold", a.Noop, a.Cold)
+	if objects > 0 {
+		a.Cold.Scaled(1/float64(objects)).Report(b, "ms-per-object")
+	}
+	a.RSS.Report(b, "peak-rss-MiB")
+}

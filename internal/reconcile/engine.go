@@ -175,7 +175,14 @@ func (r *runner) emit(log *slog.Logger, res Result) Result {
 func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 	log := r.opts.Logger.With("target", t.Name())
 	start := time.Now()
+	// stages times each stage, for the debug line that says where a
+	// target's time went (a slow login, a slow read of state, a slow write).
+	var stages []any
+	mark := func(stage string) {
+		stages = append(stages, stage+"Ms", ms(time.Since(start))-stagesMs(stages))
+	}
 	fail := func(stage string, err error) []Result {
+		mark(stage)
 		return append(results, r.emit(log, Result{
 			Resource: t.Name(), Action: Check, Status: Failed,
 			Error: stage + ": " + err.Error(), DurationMs: ms(time.Since(start)),
@@ -185,19 +192,24 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 		if err := t.Close(); err != nil {
 			log.Warn("close", "error", err)
 		}
+		mark("close")
+		log.Debug("target done", append(stages, "totalMs", ms(time.Since(start)))...)
 	}()
 	if err := r.connect(ctx, t, log); err != nil {
 		return fail("connect", err)
 	}
+	mark("connect")
 	if l, ok := t.(Locker); ok && r.opts.Mode == ModeApply {
 		if err := l.Lock(ctx); err != nil {
 			return fail("lock", err)
 		}
+		mark("lock")
 	}
 	changes, err := t.Plan(ctx)
 	if err != nil {
 		return fail("plan", err)
 	}
+	mark("plan")
 	if r.opts.Mode == ModeVerify {
 		if v, ok := t.(Verifier); ok {
 			checks, err := v.Verify(ctx)
@@ -215,8 +227,10 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 					changes = append(changes, c)
 				}
 			}
+			mark("verify")
 		}
 	}
+	defer mark("apply")
 	// failed holds the groups with a failed write; "" (ungrouped) means
 	// every later ungrouped change is skipped as well.
 	a := applier{runner: r, failed: map[string]bool{}}
@@ -375,3 +389,12 @@ func (r *runner) connect(ctx context.Context, t Target, log *slog.Logger) error 
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+// stagesMs sums the durations in a list of stage attributes (name, ms).
+func stagesMs(stages []any) int64 {
+	var sum int64
+	for i := 1; i < len(stages); i += 2 {
+		sum += stages[i].(int64)
+	}
+	return sum
+}

@@ -1,8 +1,12 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,5 +200,42 @@ func TestCancelledRunSkips(t *testing.T) {
 	rep.Add(Run(ctx, []Target{m}, Options{Mode: ModeApply})...)
 	if rep.OK || m.have["x"] {
 		t.Fatalf("cancelled run: %+v", rep)
+	}
+}
+
+// The debug line at a target's end says where its time went, stage by
+// stage, and the stages add up to the total.
+func TestTargetDoneSaysWhereTimeWent(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var running, maxRunning atomic.Int32
+	m := &memTarget{name: "mem/a", want: []string{"x"}, have: map[string]bool{}, running: &running, maxRunning: &maxRunning}
+	Run(context.Background(), []Target{m}, Options{Mode: ModeApply, Logger: log})
+	var done map[string]any
+	for line := range strings.Lines(buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["msg"] == "target done" {
+			done = rec
+		}
+	}
+	if done == nil {
+		t.Fatalf("no target done line in:\n%s", buf.String())
+	}
+	var sum float64
+	for _, k := range []string{"connectMs", "planMs", "applyMs", "closeMs"} {
+		v, ok := done[k].(float64)
+		if !ok {
+			t.Fatalf("%s missing: %v", k, done)
+		}
+		sum += v
+	}
+	if done["planMs"].(float64) < 20 {
+		t.Errorf("planMs = %v, want >= 20 (Plan sleeps 20ms): %v", done["planMs"], done)
+	}
+	if total := done["totalMs"].(float64); sum > total || total-sum > 1 {
+		t.Errorf("stages add up to %v ms, total %v ms: %v", sum, total, done)
 	}
 }
