@@ -6,6 +6,11 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/health-data-ai/bootstrap/internal/benchtest"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
@@ -24,6 +29,12 @@ import (
 // whatever the config: `bootstrap version` (process start and exit, and
 // the RSS of the binary's start alone) and a plan of one Redis target
 // (start to a first answered connection), and reports the binary's size.
+//
+// floor-ms is what any no-op run of this config pays whatever its code:
+// process start and exit (version-ms) plus logins-ms, the time for one
+// fresh client per service, all six at once, to log in and get one answer
+// (pgx with SCRAM-SHA-256, go-redis AUTH and PING, the management API's
+// whoami, MinIO's ListBuckets). x-floor = no-op/floor.
 func BenchmarkPlatform(b *testing.B) {
 	pgH, pgA := testenv.Postgres(b, "health"), testenv.Postgres(b, "auth")
 	rh, ra := testenv.Redis(b, "health"), testenv.Redis(b, "auth")
@@ -37,7 +48,7 @@ func BenchmarkPlatform(b *testing.B) {
 		"BENCH_PG="+pgH.Password, "BENCH_REDIS="+rh.Password, "BENCH_RMQ="+rmq.Password,
 		"BENCH_MINIO_USER="+mio.AccessKey, "BENCH_MINIO_SECRET="+mio.SecretKey, "BENCH_ROLE=role-pw-1234567890")
 	var apply benchtest.Applies
-	var start, version, versionRSS benchtest.Series
+	var start, version, versionRSS, logins benchtest.Series
 	for b.Loop() {
 		id := testenv.Unique("pf")
 		f := apply.Measure(b, bin, env, platformConfig(id, pgH, pgA, rh, ra, rmq, mio))
@@ -46,9 +57,17 @@ func BenchmarkPlatform(b *testing.B) {
 		d, r := benchtest.Run(b, bin, env, "version")
 		version.AddMs(d)
 		versionRSS.Add(r)
+		logins.AddMs(loginAll(b, pgH, pgA, rh, ra, rmq, mio))
 		cleanupPlatform(b, id, pgH, pgA, rmq, mio)
 	}
 	apply.Report(b, 0)
+	floor := make(benchtest.Series, len(version))
+	for i := range floor {
+		floor[i] = version[i] + logins[i]
+	}
+	logins.Report(b, "logins-ms")
+	floor.Report(b, "floor-ms")
+	benchtest.Ratio(b, "x-floor", apply.Noop, floor)
 	version.Report(b, "version-ms")
 	versionRSS.Report(b, "version-rss-MiB")
 	start.Report(b, "start-to-connect-ms")
@@ -135,4 +154,61 @@ func removeBuckets(b *testing.B, mio testenv.MinIOServer, names ...string) {
 	if err := benchtest.NewS3Client(mio.Endpoint, mio.AccessKey, mio.SecretKey).RemoveBuckets(names); err != nil {
 		b.Fatalf("remove buckets: %v", err)
 	}
+}
+
+// loginAll logs in to the six services at once, one fresh client each, and
+// returns the time until the last has answered.
+func loginAll(b *testing.B, pgH, pgA testenv.PG, rh, ra testenv.RedisServer, rmq testenv.RabbitServer, mio testenv.MinIOServer) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	pg := func(p testenv.PG) func() error {
+		return func() error {
+			cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", p.Host, p.Port, p.User))
+			if err != nil {
+				return err
+			}
+			cc.Password = p.Password
+			c, err := pgx.ConnectConfig(ctx, cc)
+			if err != nil {
+				return err
+			}
+			defer c.Close(ctx)
+			return c.Ping(ctx)
+		}
+	}
+	redis := func(r testenv.RedisServer) func() error {
+		return func() error {
+			c := goredis.NewClient(&goredis.Options{Addr: r.Addr, Password: r.Password, DisableIdentity: true})
+			defer c.Close()
+			return c.Ping(ctx).Err()
+		}
+	}
+	rabbit := func() error {
+		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s:%d/api/whoami", rmq.Host, rmq.ManagementPort), nil)
+		if err != nil {
+			return err
+		}
+		req.SetBasicAuth(rmq.User, rmq.Password)
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("whoami: %s", resp.Status)
+		}
+		return nil
+	}
+	minio := func() error {
+		return benchtest.NewS3Client(mio.Endpoint, mio.AccessKey, mio.SecretKey).Do(http.MethodGet, "/")
+	}
+	var g errgroup.Group
+	t0 := time.Now()
+	for _, f := range []func() error{pg(pgH), pg(pgA), redis(rh), redis(ra), rabbit, minio} {
+		g.Go(f)
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatalf("login floor: %v", err)
+	}
+	return time.Since(t0)
 }

@@ -65,6 +65,11 @@ type Target struct {
 	// locator has no fixed region, so GetBucketLocation really asks the
 	// server (a client with a region answers from its own setting).
 	locator *minio.Client
+	// listed is Connect's ListBuckets answer, which the Plan right after
+	// it reads instead of asking again; Plan takes it, so a later Plan
+	// (serve) asks the server.
+	listed     []minio.BucketInfo
+	haveListed bool
 }
 
 var (
@@ -223,6 +228,9 @@ func (t *Target) Connect(ctx context.Context) error {
 		return t.connectError(ctx, err)
 	}
 	t.log.Debug("connected", "endpoint", t.endpoint, "buckets", len(list), "server", t.rt.server())
+	t.mu.Lock()
+	t.listed, t.haveListed = list, true
+	t.mu.Unlock()
 	return nil
 }
 

@@ -34,7 +34,7 @@ type bucketState struct {
 // Plan reads every declared bucket and returns, bucket by bucket in config
 // order, the bucket change followed by its versioning, lifecycle, policy and
 // tags changes, so a setting is always applied after its bucket exists.
-// Reads: one ListBuckets, then per existing bucket its location, object
+// Reads: one ListBuckets (Connect's), then per existing bucket its location, object
 // lock and each declared setting, for up to planWorkers buckets at once.
 func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if err := ctx.Err(); err != nil {
@@ -44,15 +44,19 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := c.ListBuckets(ctx)
+	list, err := t.list(ctx, c)
 	if err != nil {
-		return nil, t.readError(ctx, "list buckets", err)
+		return nil, err
 	}
 	existing := make(map[string]bool, len(list))
 	for _, b := range list {
 		existing[b.Name] = true
 	}
 
+	region, err := t.serverRegion(ctx, existing)
+	if err != nil {
+		return nil, err
+	}
 	states := make([]*bucketState, len(t.cfg.Buckets))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(planWorkers)
@@ -61,7 +65,7 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 			continue
 		}
 		g.Go(func() error {
-			st, err := t.read(gctx, b)
+			st, err := t.read(gctx, b, region)
 			states[i] = st
 			return err
 		})
@@ -81,6 +85,23 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	return changes, nil
 }
 
+// list returns the buckets on the server: Connect's answer when this Plan
+// follows it, else a ListBuckets of its own.
+func (t *Target) list(ctx context.Context, c *minio.Client) ([]minio.BucketInfo, error) {
+	t.mu.Lock()
+	list, ok := t.listed, t.haveListed
+	t.listed, t.haveListed = nil, false
+	t.mu.Unlock()
+	if ok {
+		return list, nil
+	}
+	list, err := c.ListBuckets(ctx)
+	if err != nil {
+		return nil, t.readError(ctx, "list buckets", err)
+	}
+	return list, nil
+}
+
 func (t *Target) readError(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %s: %w", t.name, what, ctx.Err())
@@ -90,14 +111,39 @@ func (t *Target) readError(ctx context.Context, what string, err error) error {
 
 func errCode(err error) string { return minio.ToErrorResponse(err).Code }
 
-// read fetches the state of one existing bucket.
-func (t *Target) read(ctx context.Context, b config.Bucket) (*bucketState, error) {
-	st := &bucketState{}
-	loc, err := t.locator.GetBucketLocation(ctx, b.Name)
-	if err != nil {
-		return nil, t.readError(ctx, "get location of bucket "+b.Name, err)
+// serverRegion returns, for MinIO, the region every bucket on it has, read
+// once: MinIO answers GetBucketLocation with its own region whatever the
+// bucket (cmd/bucket-handlers.go, globalSite.Region()), so asking for each
+// of 200 buckets would send 199 requests that cannot differ. For other S3
+// servers, where each bucket has its own, it returns "" and read asks.
+func (t *Target) serverRegion(ctx context.Context, existing map[string]bool) (string, error) {
+	if !t.isMinIO() {
+		return "", nil
 	}
-	st.region = loc
+	for _, b := range t.cfg.Buckets {
+		if existing[b.Name] {
+			loc, err := t.locator.GetBucketLocation(ctx, b.Name)
+			if err != nil {
+				return "", t.readError(ctx, "get location of bucket "+b.Name, err)
+			}
+			return loc, nil
+		}
+	}
+	return "", nil
+}
+
+// read fetches the state of one existing bucket; region, when not empty,
+// is its location already known (serverRegion).
+func (t *Target) read(ctx context.Context, b config.Bucket, region string) (*bucketState, error) {
+	st := &bucketState{region: region}
+	if region == "" {
+		loc, err := t.locator.GetBucketLocation(ctx, b.Name)
+		if err != nil {
+			return nil, t.readError(ctx, "get location of bucket "+b.Name, err)
+		}
+		st.region = loc
+	}
+	loc := st.region
 	// Read (and later write) with the bucket's actual region, so its
 	// settings still converge when the region itself is drift.
 	c, err := t.client(loc)

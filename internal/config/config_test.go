@@ -139,6 +139,7 @@ func TestProblems(t *testing.T) {
 		{"login role without password", minimal + "    roles: [{name: app}]\n", "postgres[0].roles[0].password: is required for a login role"},
 		{"reserved role", minimal + "    roles: [{name: pg_app, login: false}]\n", "postgres[0].roles[0].name: role names starting with pg_ are reserved"},
 		{"quote in name", minimal + "    databases: [{name: \"a'b\"}]\n", `postgres[0].databases[0].name: invalid name "a'b"`},
+		{"create strategy", minimal + "    databases: [{name: d, strategy: FILE_COPY}]\n", `postgres[0].databases[0].strategy: must be wal_log or file_copy, got "FILE_COPY"`},
 		{"bucket name", "version: 1\nminio:\n  - {name: m, endpoint: 'h:9000', accessKey: {secret: a}, secretKey: {secret: b}, buckets: [{name: Bad_Bucket}]}\n", "minio[0].buckets[0].name: invalid name"},
 		{"endpoint with scheme", "version: 1\nminio:\n  - {name: m, endpoint: 'http://h:9000', accessKey: {secret: a}, secretKey: {secret: b}}\n", "minio[0].endpoint: want host:port without a scheme"},
 		{"env source cannot generate", minimal + "secrets: {generate: {enabled: true}}\n", "secrets.generate.enabled: the env source cannot store generated secrets"},

@@ -177,6 +177,12 @@ type PGDatabase struct {
 	Schemas             []PGSchema `yaml:"schemas" json:"schemas,omitempty"`
 	Migrations          string     `yaml:"migrations" json:"migrations,omitempty"`
 	RevokePublicConnect bool       `yaml:"revokePublicConnect" json:"revokePublicConnect,omitempty"`
+	// Strategy is CREATE DATABASE's STRATEGY (PostgreSQL 15 and later):
+	// empty for the server's default (wal_log). file_copy copies the
+	// template's files instead of writing every block to the WAL, about
+	// twice as fast, at the cost of a checkpoint before and after each
+	// creation; used only when the database is created.
+	Strategy string `yaml:"strategy" json:"strategy,omitempty" jsonschema:"enum=wal_log,enum=file_copy"`
 }
 
 // PGSchema is a schema inside a database.

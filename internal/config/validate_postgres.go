@@ -128,6 +128,9 @@ func (v *validator) pgDatabase(sc *pgScope, dp string, db PGDatabase, ds seen) {
 		sc.databases[db.Name] = db
 	}
 	v.pgOwner(sc, dp+".owner", db.Owner)
+	if db.Strategy != "" && db.Strategy != "wal_log" && db.Strategy != "file_copy" {
+		v.add(dp+".strategy", "must be wal_log or file_copy, got %q", db.Strategy)
+	}
 	es := seen{}
 	for k, e := range db.Extensions {
 		ep := fmt.Sprintf("%s.extensions[%d]", dp, k)

@@ -126,23 +126,32 @@ func reason(results []result, v verdict, floor float64, env map[string]string) s
 	noop, cold := med(results, v.bench, "noop-ms"), med(results, v.bench, "cold-ms")
 	switch {
 	case v.unit == "x-cold" && v.bench == "BenchmarkPlatform":
-		return fmt.Sprintf("the no-op's %s ms hold %s ms of process start and exit alone (`bootstrap version`) and %s ms from start to a "+
-			"first answered connection (a plan of one Redis target); the rest is six logins (SCRAM-SHA-256 on each PostgreSQL "+
-			"session: 4096 PBKDF2 rounds on each side) and one read round per service. The cold run that would have to be ten times "+
-			"that is only %s ms: six services with one or two objects each, little for the servers to do.",
-			num(noop), num(floor), num(med(results, v.bench, "start-to-connect-ms")), num(cold))
+		return fmt.Sprintf("any no-op of this config pays its floor, %s ms measured in the same iterations: %s ms of process start "+
+			"and exit alone (`bootstrap version`) and %s ms for one fresh client per service, all six at once, to log in and get "+
+			"one answer (SCRAM-SHA-256 on each PostgreSQL session: 4096 PBKDF2 rounds on each side). The no-op's %s ms are "+
+			"%s× that floor: the logins again, then one read round per object kind. The cold run that would have to be ten times "+
+			"the no-op is only %s ms: six services with one or two objects each, little for the servers to do.",
+			num(med(results, v.bench, "floor-ms")), num(floor), num(med(results, v.bench, "logins-ms")),
+			num(noop), num(med(results, v.bench, "x-floor")), num(cold))
 	case v.unit == "x-cold" && strings.Contains(v.bench, "uckets"):
-		return fmt.Sprintf("creating a bucket is one PUT, while the no-op must read each existing bucket's location and object "+
-			"lock (S3 has no batch read; ListBuckets gives neither): %s ms of no-op against %s ms cold%s.",
+		return fmt.Sprintf("creating a bucket is one PUT, while the no-op must read each existing bucket's object lock, a GET "+
+			"the server answers at about the cost of the PUT (S3 has no batch read, and ListBuckets does not say; the location, "+
+			"the same for every bucket on MinIO, is read once): %s ms of no-op against %s ms cold%s.",
 			num(noop), num(cold), floorNote(v.bench, noop, floor))
 	case v.unit == "x-cold":
 		return fmt.Sprintf("%s ms of no-op against %s ms cold%s.", num(noop), num(cold), floorNote(v.bench, noop, floor))
 	case v.unit == "x-psql":
 		base := med(results, v.bench, "psql-ms")
-		return fmt.Sprintf("CREATE DATABASE is the server's work (copying the template, WAL-logged): psql's %s ms is almost all of it, "+
-			"one at a time. bootstrap runs the creates over up to defaults.concurrency sessions, which only pays when the server "+
-			"has idle cores: this machine has %s, and the load average was %s at the start and %s at the end.",
-			num(base), env["cores"], env["load_start"], env["load_end"])
+		s := fmt.Sprintf("CREATE DATABASE is the server's work: with the default strategy (wal_log) it writes every block of "+
+			"the template to the WAL and again to the new files, and psql's %s ms is almost all of it, one at a time. bootstrap "+
+			"runs two creates at once (more were slower: see createSessions in internal/initdb/postgres), which only pays "+
+			"while the server has cores and disk to spare: this machine has %s cores, and the load average was %s at the start "+
+			"and %s at the end.", num(base), env["cores"], env["load_start"], env["load_end"])
+		if fc := med(results, v.bench+",strategy=file_copy", "x-psql"); fc > 0 {
+			s += fmt.Sprintf(" Declared `strategy: file_copy`, which copies the template's files (a checkpoint before and after "+
+				"each), the same databases take %s× psql's time.", num(fc))
+		}
+		return s
 	case v.unit == "peak-rss-MiB":
 		return fmt.Sprintf("%s MiB of it is the binary's start alone (`bootstrap version`: its code and data paged in); "+
 			"the probes under Binary size measure what the Kubernetes code linked costs.", num(med(results, "BenchmarkPlatform", "version-rss-MiB")))

@@ -49,6 +49,9 @@ func (t *Target) Plan(ctx context.Context) ([]reconcile.Change, error) {
 	if err := t.loadMigratorsLocked(owners); err != nil {
 		return nil, err
 	}
+	if err := t.checkStrategies(st); err != nil {
+		return nil, err
+	}
 	pwPlans, err := planPasswords(ctx, st.roles, passwords)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", t.name, err)

@@ -11,6 +11,23 @@ import (
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 )
 
+// strategySince is the first major whose CREATE DATABASE takes STRATEGY.
+const strategySince = 15
+
+// checkStrategies fails the plan, before anything is written, when a
+// database to create asks for a strategy the server does not have.
+func (t *Target) checkStrategies(st *state) error {
+	if st.major >= strategySince {
+		return nil
+	}
+	for _, d := range t.cfg.Databases {
+		if d.Strategy != "" && st.dbs[d.Name] == nil {
+			return fmt.Errorf("plan %s: strategy %s needs PostgreSQL %d or later; the server is %d", t.res("database", d.Name), d.Strategy, strategySince, st.major)
+		}
+	}
+	return nil
+}
+
 func (t *Target) planDatabases(st *state, owners map[string]string) []reconcile.Change {
 	out := make([]reconcile.Change, 0, len(t.cfg.Databases))
 	for _, d := range t.cfg.Databases {
@@ -27,7 +44,10 @@ func (t *Target) planDatabase(d config.PGDatabase, owner string, cur *dbState) r
 	case cur == nil:
 		c.Action = reconcile.Create
 		c.Detail = "owner " + owner
-		c.Apply = t.applyCreateDatabase(d.Name, owner)
+		if d.Strategy != "" {
+			c.Detail += ", strategy " + d.Strategy
+		}
+		c.Apply = t.applyCreateDatabase(d.Name, owner, d.Strategy)
 	case cur.owner != owner:
 		c.Action = reconcile.Update
 		c.Detail = fmt.Sprintf("owner %s -> %s", cur.owner, owner)

@@ -53,15 +53,18 @@ type Target struct {
 	// adminStale: the server takes only the previous admin password
 	// (admin.go); set by Connect, cleared once the new one is set.
 	adminStale atomic.Bool
-	lockConn   *pgx.Conn
-	dbConns    map[string]*pgx.Conn
-	migrators  map[string]*migrator
+	// locked: the admin session holds the advisory lock (Lock).
+	locked    bool
+	dbConns   map[string]*pgx.Conn
+	migrators map[string]*migrator
 
 	// spare holds idle admin sessions of the changes that run beside
 	// each other (withSpareConn); spareMu guards it, not t.mu, which
 	// those changes do not take.
 	spareMu sync.Mutex
 	spare   []*pgx.Conn
+	// creating holds a slot per CREATE DATABASE running (createSessions).
+	creating chan struct{}
 }
 
 var (
@@ -87,6 +90,7 @@ func New(cfg config.Postgres, creds credential.Resolved, log *slog.Logger) *Targ
 		name:      name,
 		dbConns:   map[string]*pgx.Conn{},
 		migrators: map[string]*migrator{},
+		creating:  make(chan struct{}, createSessions),
 	}
 }
 
@@ -132,7 +136,7 @@ func (t *Target) Connect(ctx context.Context) error {
 	if t.admin != nil {
 		t.admin.Close(context.Background())
 	}
-	t.admin = conn
+	t.admin, t.locked = conn, false
 	return nil
 }
 
@@ -258,34 +262,28 @@ func (t *Target) connConfig(database, user string, password credential.Credentia
 	return cc, nil
 }
 
-// Lock takes the session advisory lock on a dedicated connection to the
-// admin database; it blocks until the lock is free or ctx ends. Close
-// releases it.
+// Lock takes the session advisory lock on the admin session Connect
+// opened; it blocks until the lock is free or ctx ends. Close releases
+// it. The admin session lives for the whole run, and adminConnLocked
+// refuses to replace it once it holds the lock, so the lock cannot be
+// lost silently; a session of its own would cost a login every run.
 func (t *Target) Lock(ctx context.Context) error {
 	t.mu.Lock()
-	held := t.lockConn != nil
-	t.mu.Unlock()
-	if held {
+	defer t.mu.Unlock()
+	if t.locked {
 		return nil
 	}
-	pw, err := t.adminPassword()
-	if err != nil {
-		return fmt.Errorf("lock %s: admin password: %w", t.name, err)
-	}
-	conn, err := t.dial(ctx, t.cfg.Admin.Database, t.cfg.Admin.User, pw)
+	conn, err := t.adminConnLocked(ctx)
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", t.name, err)
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, advisoryLockKey); err != nil {
-		conn.Close(context.Background())
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
 		return fmt.Errorf("lock %s: advisory lock: %w", t.name, err)
 	}
-	t.mu.Lock()
-	t.lockConn = conn
-	t.mu.Unlock()
+	t.locked = true
 	return nil
 }
 
@@ -297,15 +295,14 @@ func (t *Target) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
-	if t.lockConn != nil {
+	if t.locked && t.admin != nil && !t.admin.IsClosed() {
 		// Closing the session releases the lock too; unlocking first
 		// keeps a pooled or slow-to-close session from holding it.
-		if _, err := t.lockConn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); err != nil && !t.lockConn.IsClosed() {
+		if _, err := t.admin.Exec(ctx, `SELECT pg_advisory_unlock($1)`, advisoryLockKey); err != nil && !t.admin.IsClosed() {
 			errs = append(errs, fmt.Errorf("unlock %s: %w", t.name, err))
 		}
-		_ = t.lockConn.Close(ctx)
-		t.lockConn = nil
 	}
+	t.locked = false
 	for db, m := range t.migrators {
 		if err := m.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s migrations for database %s: %w", t.name, db, err))
@@ -330,13 +327,18 @@ func (t *Target) Close() error {
 }
 
 // adminConnLocked returns the admin connection, reopening it when an
-// earlier cancelled query closed it. t.mu must be held.
+// earlier cancelled query closed it, unless it held the advisory lock.
+// t.mu must be held.
 func (t *Target) adminConnLocked(ctx context.Context) (*pgx.Conn, error) {
 	if t.admin != nil && !t.admin.IsClosed() {
 		return t.admin, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if t.locked {
+		// The lock went with the session: another run may be writing now.
+		return nil, errors.New("the admin session that held the advisory lock closed; not writing without the lock")
 	}
 	pw, err := t.adminPassword()
 	if err != nil {
