@@ -7,7 +7,12 @@
 # for benchstat.
 #
 #   BENCHTIME  iterations per benchmark, as -benchtime (default 5x; at least 5)
-#   BENCH_OUT  where to keep go test's output (default bench.out)
+#   BENCH_OUT  where to keep go test's output (default bench.out); what was
+#              measured beside it (machine, load, versions, probes) is kept in
+#              the same name with .env
+#   BENCH_REPORT_ONLY=1  measure nothing: write BENCHMARKS.md and the picture
+#              again from the kept BENCH_OUT and its .env (after a change to
+#              scripts/benchplot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
@@ -19,7 +24,20 @@ if ! [[ $BENCHTIME =~ ^[0-9]+x$ ]] || [ "$n" -lt 5 ]; then
 fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK" ./.benchprobe.*' EXIT
-ENV=$WORK/bench.env
+ENV=${OUT%.out}.env
+
+report() {
+  # The binary as shipped but with symbols, for the size table.
+  CGO_ENABLED=0 go build -trimpath -o "$WORK/bootstrap" ./cmd/bootstrap
+  go run ./scripts/benchplot -bench "$OUT" -env "$ENV" -bin "$WORK/bootstrap" -md BENCHMARKS.md -svg BENCHMARKS.svg
+  echo
+  cat BENCHMARKS.md
+}
+if [ "${BENCH_REPORT_ONLY:-}" = 1 ]; then
+  [ -s "$OUT" ] && [ -s "$ENV" ] || { echo "bench.sh: BENCH_REPORT_ONLY needs $OUT and $ENV from a run" >&2; exit 2; }
+  report
+  exit 0
+fi
 
 # The servers the benchmarks use, from the test environment's env file.
 envfile=$(scripts/testenv.sh env) || exit 1
@@ -79,8 +97,4 @@ probe before k8s.io/client-go/kubernetes github.com/bitnami-labs/sealed-secrets/
 probe now k8s.io/client-go/rest k8s.io/api/core/v1 github.com/bitnami-labs/sealed-secrets/pkg/crypto \
   k8s.io/client-go/dynamic k8s.io/client-go/tools/clientcmd >>"$ENV"
 
-# The binary as shipped but with symbols, for the size table.
-CGO_ENABLED=0 go build -trimpath -o "$WORK/bootstrap" ./cmd/bootstrap
-go run ./scripts/benchplot -bench "$OUT" -env "$ENV" -bin "$WORK/bootstrap" -md BENCHMARKS.md -svg BENCHMARKS.svg
-echo
-cat BENCHMARKS.md
+report

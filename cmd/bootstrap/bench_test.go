@@ -17,8 +17,8 @@ import (
 )
 
 // The benchmarks of this package run the binary as a user does, built as
-// `make build` builds it, and measure its wall time and peak RSS (the
-// child's rusage). Each repeats once per b.Loop iteration (scripts/bench.sh
+// `make build` builds it, and measure its wall time and peak RSS (GNU
+// time's maxrss of the binary, benchtest.Run). Each repeats once per b.Loop iteration (scripts/bench.sh
 // passes -benchtime 5x or more) and reports min/median/max
 // (internal/benchtest); ratios are of medians, against baselines measured
 // in the same iterations.

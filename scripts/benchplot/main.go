@@ -113,8 +113,8 @@ How it measures. Every benchmark repeats its measurement at least five times (on
 iteration each, -benchtime Nx) and reports the median and the extremes; every ratio (x-…) is
 a ratio of medians, of bootstrap against a baseline measured in the same iterations, the two
 taking turns going first. The cmd/bootstrap benchmarks run the binary as a user does, built as
-` + "`make build`" + ` builds it (static, -trimpath, -s -w), with its peak RSS from the child's rusage
-(maxrss); the others run the backend in process.
+` + "`make build`" + ` builds it (static, -trimpath, -s -w), with its peak RSS as GNU time reports it (%M, the
+binary's own maxrss); the others run the backend in process.
 
 Baselines: ` + "`psql -f`" + ` of the same DDL (PostgreSQL; plaintext passwords the server hashes with
 the same 4096 SCRAM rounds bootstrap spends client-side); one ` + "`POST /api/definitions`" + ` of the

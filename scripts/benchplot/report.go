@@ -134,10 +134,15 @@ func reason(results []result, v verdict, floor float64, env map[string]string) s
 			num(med(results, v.bench, "floor-ms")), num(floor), num(med(results, v.bench, "logins-ms")),
 			num(noop), num(med(results, v.bench, "x-floor")), num(cold))
 	case v.unit == "x-cold" && strings.Contains(v.bench, "uckets"):
-		return fmt.Sprintf("creating a bucket is one PUT, while the no-op must read each existing bucket's object lock, a GET "+
-			"the server answers at about the cost of the PUT (S3 has no batch read, and ListBuckets does not say; the location, "+
-			"the same for every bucket on MinIO, is read once): %s ms of no-op against %s ms cold%s.",
+		s := fmt.Sprintf("the no-op still sends a request per bucket, as the cold run does: a GET of its object lock, "+
+			"against the cold run's PUT (S3 has no batch read and ListBuckets does not say; the location, the same for "+
+			"every bucket on MinIO, is read once): %s ms of no-op against %s ms cold%s.",
 			num(noop), num(cold), floorNote(v.bench, noop, floor))
+		if n := size(v.bench); n > 0 && floor > 0 {
+			s += fmt.Sprintf(" Past process start, that is %s ms per bucket for the read against %s for the create.",
+				num((noop-floor)/n), num((cold-floor)/n))
+		}
+		return s
 	case v.unit == "x-cold":
 		return fmt.Sprintf("%s ms of no-op against %s ms cold%s.", num(noop), num(cold), floorNote(v.bench, noop, floor))
 	case v.unit == "x-psql":
@@ -152,11 +157,28 @@ func reason(results []result, v verdict, floor float64, env map[string]string) s
 				"each), the same databases take %s× psql's time.", num(fc))
 		}
 		return s
+	case v.unit == "x-go":
+		return fmt.Sprintf("the baseline sends the same requests from inside the benchmark over a connection it already has; "+
+			"bootstrap starts a process and connects first: %s ms of its %s ms cold run is process start and exit alone "+
+			"(`bootstrap version`), a fixed cost that matters at the smallest size only.", num(floor), num(cold))
 	case v.unit == "peak-rss-MiB":
 		return fmt.Sprintf("%s MiB of it is the binary's start alone (`bootstrap version`: its code and data paged in); "+
 			"the probes under Binary size measure what the Kubernetes code linked costs.", num(med(results, "BenchmarkPlatform", "version-rss-MiB")))
 	}
 	return "measured as shown."
+}
+
+// size is N in a sub-benchmark named bench/param=N, or 0.
+func size(bench string) float64 {
+	_, v, ok := strings.Cut(bench, "=")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // floorNote puts a binary row's no-op beside the process start every run
