@@ -14,13 +14,14 @@ import (
 	"github.com/health-data-ai/bootstrap/internal/benchtest"
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/credential"
+	"github.com/health-data-ai/bootstrap/internal/reconcile"
 	"github.com/health-data-ai/bootstrap/internal/testenv"
 )
 
 const benchN = 100
 
-// BenchmarkApply100 measures, in process (connect, lock, plan, apply, as
-// the engine does, without the binary's start), a cold apply of 100 login
+// BenchmarkApply100 measures, in process (through the engine, with the
+// default concurrency, without the binary's start), a cold apply of 100 login
 // roles with passwords and 100 databases owned by them against `psql -f`
 // of the DDL a person would write for the same state (plaintext passwords,
 // which the server hashes with the same 4096 SCRAM rounds we spend
@@ -58,29 +59,28 @@ func BenchmarkApply100(b *testing.B) {
 	benchtest.Ratio(b, "x-cold", noop, ours)
 }
 
-// benchOurs times a cold apply and a no-op re-run, then drops what the
-// apply made.
+// benchOurs times a cold apply and a no-op re-run through the engine, as
+// the binary runs them, then drops what the apply made.
 func benchOurs(b *testing.B, ctx context.Context, pg testenv.PG) (cold, noop time.Duration) {
 	cfg, creds, roles, dbs := benchConfig(pg)
 	defer benchCleanup(b, pg, roles, dbs)
-	start := time.Now()
-	changes, err := tryApply(ctx, cfg, creds)
-	if err != nil {
-		b.Fatalf("cold apply: %v", err)
+	apply := func() (time.Duration, reconcile.Summary) {
+		start := time.Now()
+		var rep reconcile.Report
+		rep.Add(reconcile.Run(ctx, []reconcile.Target{New(cfg, creds, nil)}, reconcile.Options{Mode: reconcile.ModeApply, Concurrency: config.DefaultConcurrency})...)
+		d := time.Since(start)
+		if !rep.OK {
+			b.Fatalf("apply failed: %v", rep.Failed())
+		}
+		return d, rep.Summary
 	}
-	cold = time.Since(start)
-	if n := len(writes(changes)); n != 2*benchN {
-		b.Fatalf("cold apply made %d changes, want %d", n, 2*benchN)
+	cold, s := apply()
+	if s.Create != 2*benchN {
+		b.Fatalf("cold apply made %d creates, want %d", s.Create, 2*benchN)
 	}
-
-	start = time.Now()
-	changes, err = tryApply(ctx, cfg, creds)
-	if err != nil {
-		b.Fatalf("no-op apply: %v", err)
-	}
-	noop = time.Since(start)
-	if w := writes(changes); len(w) != 0 {
-		b.Fatalf("re-run planned %d changes: %v", len(w), w[:min(3, len(w))])
+	noop, s = apply()
+	if n := s.Create + s.Update + s.Delete; n != 0 {
+		b.Fatalf("re-run made %d changes", n)
 	}
 	return cold, noop
 }
