@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -18,10 +17,10 @@ import (
 
 // The benchmarks of this package run the binary as a user does, built as
 // `make build` builds it, and measure its wall time and peak RSS (GNU
-// time's maxrss of the binary, benchtest.Run). Each repeats once per b.Loop iteration (scripts/bench.sh
-// passes -benchtime 5x or more) and reports min/median/max
-// (internal/benchtest); ratios are of medians, against baselines measured
-// in the same iterations.
+// time's maxrss of the binary, benchtest.Run). Each repeats once per
+// b.Loop iteration (scripts/bench.sh passes -benchtime 5x or more) and
+// reports min/median/max (internal/benchtest); ratios are of medians,
+// against baselines measured in the same iterations.
 
 // BenchmarkPlatform runs the binary on a six-service config like
 // examples/local.yaml (unique names): a cold apply, then a no-op re-run
@@ -163,16 +162,10 @@ func loginAll(b *testing.B, pgH, pgA testenv.PG, rh, ra testenv.RedisServer, rmq
 	ctx := context.Background()
 	pg := func(p testenv.PG) func() error {
 		return func() error {
-			cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", p.Host, p.Port, p.User))
+			c, err := p.Connect(b, p.User, p.Password, "postgres")
 			if err != nil {
 				return err
 			}
-			cc.Password = p.Password
-			c, err := pgx.ConnectConfig(ctx, cc)
-			if err != nil {
-				return err
-			}
-			defer c.Close(ctx)
 			return c.Ping(ctx)
 		}
 	}

@@ -178,8 +178,10 @@ func (r *runner) target(ctx context.Context, t Target) (results []Result) {
 	// stages times each stage, for the debug line that says where a
 	// target's time went (a slow login, a slow read of state, a slow write).
 	var stages []any
+	var marked int64
 	mark := func(stage string) {
-		stages = append(stages, stage+"Ms", ms(time.Since(start))-stagesMs(stages))
+		now := ms(time.Since(start))
+		stages, marked = append(stages, stage+"Ms", now-marked), now
 	}
 	fail := func(stage string, err error) []Result {
 		mark(stage)
@@ -389,12 +391,3 @@ func (r *runner) connect(ctx context.Context, t Target, log *slog.Logger) error 
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
-
-// stagesMs sums the durations in a list of stage attributes (name, ms).
-func stagesMs(stages []any) int64 {
-	var sum int64
-	for i := 1; i < len(stages); i += 2 {
-		sum += stages[i].(int64)
-	}
-	return sum
-}
