@@ -39,9 +39,6 @@ put rabbitmq-admin "$BOOTSTRAP_TEST_RABBITMQ_PASSWORD"
 
 BIN=${BOOTSTRAP_BIN:-bin/bootstrap}
 # Logs at warn: the plan and the report (stdout) are what the demo shows;
-# BOOTSTRAP_LOG_LEVEL=info adds every change as a log line.
-LOG=(--log-level "${BOOTSTRAP_LOG_LEVEL:-warn}")
-# Logs at warn: the plan and the report (stdout) are what the demo shows;
 # BOOTSTRAP_LOG_LEVEL=info shows every change as a log line too.
 LOG=(--log-level "${BOOTSTRAP_LOG_LEVEL:-warn}")
 CONFIG=examples/local.yaml
