@@ -73,8 +73,12 @@ func ApplyDefaults(c *Config) {
 		def(&p.Admin.Database, "postgres")
 		for j := range p.Databases {
 			db := &p.Databases[j]
+			// A database without an owner is the admin's (CREATE
+			// DATABASE by the admin), so are its schemas: an empty owner
+			// would be AUTHORIZATION "".
 			for k := range db.Schemas {
 				def(&db.Schemas[k].Owner, db.Owner)
+				def(&db.Schemas[k].Owner, p.Admin.User)
 			}
 		}
 	}

@@ -407,8 +407,12 @@ func (t *Target) applyGrant(g grantSpec, owner string, withDefaults bool) func(c
 	}
 }
 
-// applyMigration runs goose up to version, as the database owner.
-func (t *Target) applyMigration(db, owner, dir string, version int64) func(context.Context) error {
+// applyMigration runs goose up to version, as the database owner. The
+// last pending version closes the migrator: each holds a pool of its own,
+// and one per database kept open for the run exhausted the server's
+// max_connections at the 90th database with migrations here. A later plan
+// builds it again.
+func (t *Target) applyMigration(db, owner, dir string, version int64, last bool) func(context.Context) error {
 	res := t.res("migration", db, fmt.Sprint(version))
 	return func(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
@@ -422,6 +426,16 @@ func (t *Target) applyMigration(db, owner, dir string, version int64) func(conte
 		}
 		if err != nil {
 			return fmt.Errorf("apply %s: %w", res, wrapCtx(ctx, err))
+		}
+		if last {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if t.migrators[db] == m {
+				delete(t.migrators, db)
+				if err := m.close(); err != nil {
+					t.log.Warn("closing the migrations' sessions", "resource", res, "error", err)
+				}
+			}
 		}
 		return nil
 	}

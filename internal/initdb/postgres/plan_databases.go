@@ -163,12 +163,20 @@ func (t *Target) planMigrations(st *state, owners map[string]string) []reconcile
 			continue
 		}
 		det := st.details[d.Name]
-		for _, src := range t.migrators[d.Name].sources {
+		sources := t.migrators[d.Name].sources
+		// The last pending version's change closes the migrator's pool.
+		last := int64(-1)
+		for _, src := range sources {
+			if det == nil || !det.applied[src.Version] {
+				last = src.Version
+			}
+		}
+		for _, src := range sources {
 			c := reconcile.Change{Resource: t.res("migration", d.Name, strconv.FormatInt(src.Version, 10)), Action: reconcile.Noop}
 			if det == nil || !det.applied[src.Version] {
 				c.Action = reconcile.Create
 				c.Detail = "apply " + filepath.Base(src.Path)
-				c.Apply = t.applyMigration(d.Name, owners[d.Name], d.Migrations, src.Version)
+				c.Apply = t.applyMigration(d.Name, owners[d.Name], d.Migrations, src.Version, src.Version == last)
 			}
 			out = append(out, c)
 		}

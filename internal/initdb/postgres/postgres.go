@@ -55,7 +55,7 @@ type Target struct {
 	adminStale atomic.Bool
 	// locked: the admin session holds the advisory lock (Lock).
 	locked    bool
-	dbConns   map[string]*pgx.Conn
+	dbConns   dbSessions
 	migrators map[string]*migrator
 
 	// spare holds idle admin sessions of the changes that run beside
@@ -88,7 +88,6 @@ func New(cfg config.Postgres, creds credential.Resolved, log *slog.Logger) *Targ
 		creds:     creds,
 		log:       log.With("target", name),
 		name:      name,
-		dbConns:   map[string]*pgx.Conn{},
 		migrators: map[string]*migrator{},
 		creating:  make(chan struct{}, createSessions),
 	}
@@ -309,10 +308,7 @@ func (t *Target) Close() error {
 		}
 		delete(t.migrators, db)
 	}
-	for db, c := range t.dbConns {
-		_ = c.Close(ctx)
-		delete(t.dbConns, db)
-	}
+	t.dbConns.closeAll(ctx)
 	if t.admin != nil {
 		_ = t.admin.Close(ctx)
 		t.admin = nil
@@ -353,13 +349,14 @@ func (t *Target) adminConnLocked(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // dbConnLocked returns a superuser connection to database db, opened on
-// first use and kept for the rest of the run (plan reads and apply writes in
-// the same database share it). t.mu must be held.
+// first use and kept while it is among the last maxDBSessions used (plan
+// reads and apply writes in the same database share it). The connection is
+// only valid until the next call: that may close it. t.mu must be held.
 func (t *Target) dbConnLocked(ctx context.Context, db string) (*pgx.Conn, error) {
 	if db == t.cfg.Admin.Database {
 		return t.adminConnLocked(ctx)
 	}
-	if c := t.dbConns[db]; c != nil && !c.IsClosed() {
+	if c := t.dbConns.get(db); c != nil {
 		return c, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -373,7 +370,7 @@ func (t *Target) dbConnLocked(ctx context.Context, db string) (*pgx.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	t.dbConns[db] = c
+	t.dbConns.put(ctx, db, c)
 	return c, nil
 }
 
