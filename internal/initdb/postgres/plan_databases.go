@@ -163,17 +163,18 @@ func (t *Target) planMigrations(st *state, owners map[string]string) []reconcile
 			continue
 		}
 		det := st.details[d.Name]
+		pending := func(v int64) bool { return det == nil || !det.applied[v] }
 		sources := t.migrators[d.Name].sources
 		// The last pending version's change closes the migrator's pool.
 		last := int64(-1)
 		for _, src := range sources {
-			if det == nil || !det.applied[src.Version] {
+			if pending(src.Version) {
 				last = src.Version
 			}
 		}
 		for _, src := range sources {
 			c := reconcile.Change{Resource: t.res("migration", d.Name, strconv.FormatInt(src.Version, 10)), Action: reconcile.Noop}
-			if det == nil || !det.applied[src.Version] {
+			if pending(src.Version) {
 				c.Action = reconcile.Create
 				c.Detail = "apply " + filepath.Base(src.Path)
 				c.Apply = t.applyMigration(d.Name, owners[d.Name], d.Migrations, src.Version, src.Version == last)

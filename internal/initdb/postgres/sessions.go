@@ -35,11 +35,11 @@ func (s *dbSessions) get(db string) *pgx.Conn {
 		return nil
 	}
 	e := s.list[i]
-	s.list = append(slices.Delete(s.list, i, i+1), e)
+	s.list = slices.Delete(s.list, i, i+1)
 	if e.conn.IsClosed() {
-		s.list = s.list[:len(s.list)-1]
 		return nil
 	}
+	s.list = append(s.list, e)
 	return e.conn
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/health-data-ai/bootstrap/internal/config"
 	"github.com/health-data-ai/bootstrap/internal/reconcile"
 )
@@ -44,13 +46,11 @@ func TestManyDatabasesFewSessions(t *testing.T) {
 	defer cancel()
 	// A closed session's backend leaves pg_stat_activity a moment after
 	// the client hangs up: wait for the count to settle.
-	sessions := func(when string) {
+	settled := func(when string) {
 		t.Helper()
 		var open int
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)`, dbs).Scan(&open); err != nil {
-				t.Fatal(err)
-			}
+			open = sessionsIn(ctx, t, watch, dbs)
 			if open <= maxDBSessions || time.Now().After(deadline) {
 				break
 			}
@@ -61,7 +61,10 @@ func TestManyDatabasesFewSessions(t *testing.T) {
 	}
 
 	peak := watchSessions(ctx, t, f, dbs)
-	for _, run := range []string{"apply", "no-op"} {
+	for _, run := range []struct {
+		noop bool
+		when string
+	}{{false, "after applying"}, {true, "after a no-op over"}} {
 		tgt := New(cfg, f.creds, nil)
 		connectTarget(t, tgt)
 		if err := tgt.Lock(ctx); err != nil {
@@ -72,7 +75,7 @@ func TestManyDatabasesFewSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := writes(changes)
-		if run == "no-op" && len(w) != 0 {
+		if run.noop && len(w) != 0 {
 			t.Fatalf("plan after apply: %v", w)
 		}
 		for _, ch := range changes {
@@ -82,7 +85,7 @@ func TestManyDatabasesFewSessions(t *testing.T) {
 				}
 			}
 		}
-		sessions(map[string]string{"apply": "after applying", "no-op": "after a no-op over"}[run])
+		settled(run.when)
 		tgt.Close()
 	}
 	// Beside the kept ones: the migrations' pool of two (changes applied
@@ -108,10 +111,7 @@ func watchSessions(ctx context.Context, t *testing.T, f *fixture, dbs []string) 
 				return
 			case <-time.After(2 * time.Millisecond):
 			}
-			var n int
-			if watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)`, dbs).Scan(&n) == nil {
-				most = max(most, n)
-			}
+			most = max(most, sessionsIn(ctx, t, watch, dbs))
 		}
 	}()
 	return func() int {
@@ -120,4 +120,13 @@ func watchSessions(ctx context.Context, t *testing.T, f *fixture, dbs []string) 
 		watch.Close(context.Background())
 		return most
 	}
+}
+
+// sessionsIn counts the server's sessions in dbs.
+func sessionsIn(ctx context.Context, t *testing.T, c *pgx.Conn, dbs []string) int {
+	var n int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)`, dbs).Scan(&n); err != nil {
+		t.Error(err)
+	}
+	return n
 }
